@@ -1,0 +1,94 @@
+//! The LiteLLM secrets engine: its state, caches and path table.
+
+use std::sync::{Arc, RwLock};
+
+use crate::client::Client;
+use crate::framework::{self, Backend, SpecialPaths, Storage};
+use crate::path_config::{self, Config};
+use crate::{path_creds, path_roles, secret_key};
+
+const BACKEND_HELP: &str = "\
+The LiteLLM secrets engine issues short-lived LiteLLM virtual keys under Vault leases.
+
+Configure the connection to the LiteLLM proxy at `config`, define roles at `roles/<name>`, and
+read `creds/<name>` to get a key. Renewing a lease extends the key's \
+expiry in LiteLLM; revoking or expiring it deletes the key.";
+
+/// State shared by all requests of one mount.
+#[derive(Default)]
+pub struct LiteLlm {
+    /// The LiteLLM client built from the stored config, cached until the config changes.
+    client: RwLock<ClientCache>,
+}
+
+#[derive(Default)]
+struct ClientCache {
+    /// Bumped by every invalidation, so a request that loaded the config before a write
+    /// cannot put the stale client back.
+    generation: u64,
+    client: Option<Client>,
+}
+
+impl LiteLlm {
+    /// The client for the configured LiteLLM, or a clear error when the mount is unconfigured.
+    pub async fn client(&self, storage: &Storage) -> framework::Result<Client> {
+        let generation = match self.client.read() {
+            Ok(cache) => match &cache.client {
+                Some(client) => return Ok(client.clone()),
+                None => cache.generation,
+            },
+            Err(_) => 0,
+        };
+        let config = Config::load(storage).await?.ok_or_else(|| {
+            framework::Error::bad_request(
+                "the LiteLLM connection is not configured: write to config first",
+            )
+        })?;
+        let client = Client::new(&config.client_config())
+            .map_err(|e| framework::Error::Internal(format!("stored config is unusable: {e}")))?;
+        if let Ok(mut cache) = self.client.write()
+            && cache.generation == generation
+        {
+            cache.client = Some(client.clone());
+        }
+        Ok(client)
+    }
+
+    /// Drops cached state derived from storage `key`.
+    pub fn invalidate(&self, key: &str) {
+        if key == path_config::STORAGE_KEY
+            && let Ok(mut cache) = self.client.write()
+        {
+            cache.generation += 1;
+            cache.client = None;
+        }
+    }
+}
+
+/// How old a WAL entry must be before rollback undoes it. `LITELLM_PLUGIN_WAL_MIN_AGE` (a
+/// duration such as `30s`) overrides the framework's 10 minutes, e.g. for tests; it must stay
+/// longer than the slowest issue, or rollback would delete keys of issues still in flight.
+fn wal_rollback_min_age() -> std::time::Duration {
+    std::env::var("LITELLM_PLUGIN_WAL_MIN_AGE")
+        .ok()
+        .and_then(|v| humantime::parse_duration(&v).ok())
+        .unwrap_or(framework::wal::DEFAULT_ROLLBACK_MIN_AGE)
+}
+
+/// Builds the engine for one mount.
+pub fn factory() -> Backend<LiteLlm> {
+    let mut backend = Backend::new(Arc::new(LiteLlm::default()), BACKEND_HELP);
+    backend.paths.push(path_config::path());
+    backend.paths.extend(path_roles::paths());
+    backend.paths.push(path_creds::path());
+    backend.secrets.push(secret_key::secret_type());
+    backend.wal_rollback = Some(framework::wal::rollback_fn(secret_key::rollback));
+    backend.wal_rollback_min_age = wal_rollback_min_age();
+    backend.special_paths = SpecialPaths {
+        seal_wrap_storage: vec![path_config::STORAGE_KEY.to_string()],
+        local_storage: vec![framework::wal::WAL_PREFIX.to_string()],
+        ..SpecialPaths::default()
+    };
+    backend.invalidate = Some(Arc::new(LiteLlm::invalidate));
+    backend
+}

@@ -1,0 +1,1178 @@
+//! HTTP client for the LiteLLM proxy's virtual-key management API.
+//!
+//! The secrets engine needs four upstream operations, each mapped to one LiteLLM route:
+//!
+//! | plugin action | LiteLLM call | method |
+//! |---|---|---|
+//! | issue a credential | `POST /key/generate` | [`Client::generate`] |
+//! | renew a lease | `POST /key/update` with `duration` | [`Client::extend`] |
+//! | revoke a lease | `POST /key/delete` | [`Client::delete_keys`], [`Client::delete_aliases`] |
+//! | verify config / inspect | `GET /key/list`, `GET /key/info` | [`Client::verify`], [`Client::info`], [`Client::list_aliases`] |
+//!
+//! Behaviour follows what LiteLLM 1.108 actually does (see `shared/docs/litellm-api.md`):
+//! durations are always sent as `"<n>s"` (a bare number is a 500 upstream), a renew never
+//! sends `duration: null` (that would make the key immortal), and "nothing to delete" is a
+//! 404 that revoke treats as success, but only when the body really is LiteLLM's
+//! `No keys found` answer, so that a misrouted URL (a reverse proxy's own 404) never makes
+//! a revoke look successful while the key lives on.
+//!
+//! Secrets: the master key travels only in a sensitive `Authorization` header; issued keys
+//! only in JSON bodies. URLs carry hashes at most, so transport errors (which quote URLs) are
+//! safe to show. Anything quoted from a response body passes through [`redact`] first, and no
+//! `Debug` implementation here prints a key.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Largest response body the client reads; LiteLLM's answers are a few KiB, so anything
+/// bigger is not a LiteLLM answer and must not be buffered without bound.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Request timeout used by [`ClientConfig::new`].
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest excerpt of an unparseable error body quoted in an [`ApiError::Status`] message.
+const MAX_MESSAGE_CHARS: usize = 200;
+
+/// Page size for `/key/list`; LiteLLM rejects anything above 100 with a 422.
+const LIST_PAGE_SIZE: u32 = 100;
+
+/// Upper bound on pages fetched by [`Client::list_aliases`], so that a server that keeps
+/// reporting more pages cannot keep the caller looping (100 keys × 10 000 pages = 1M keys).
+const MAX_LIST_PAGES: u32 = 10_000;
+
+/// Idle pooled connections are dropped after this long. LiteLLM runs under uvicorn, whose
+/// keep-alive timeout is 5 s; reusing a connection the server is closing at that moment
+/// fails the request, so the client gives idle connections up first.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Connection settings for a LiteLLM proxy.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// Base URL of the proxy, `http://` or `https://`, optionally with a path prefix
+    /// (for a proxy mounted below a sub-path). A trailing `/` is ignored.
+    pub base_url: String,
+    /// Master key (or any admin-capable key) sent as `Authorization: Bearer …`.
+    pub master_key: String,
+    /// Deadline for one whole exchange: connect, send, and read the response body.
+    pub request_timeout: Duration,
+    /// PEM bundle of CA certificates. When set, it is the only trust anchor: the platform's
+    /// roots are not consulted, so a private CA cannot be bypassed by a public one.
+    pub ca_cert: Option<String>,
+    /// Skip TLS certificate verification entirely (development only).
+    pub insecure_tls: bool,
+}
+
+impl ClientConfig {
+    /// A configuration with [`DEFAULT_REQUEST_TIMEOUT`], platform trust roots and
+    /// certificate verification on.
+    pub fn new(base_url: impl Into<String>, master_key: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            master_key: master_key.into(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            ca_cert: None,
+            insecure_tls: false,
+        }
+    }
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &self.base_url)
+            .field("master_key", &"[redacted]")
+            .field("request_timeout", &self.request_timeout)
+            .field("ca_cert", &self.ca_cert.as_ref().map(|_| "<PEM>"))
+            .field("insecure_tls", &self.insecure_tls)
+            .finish()
+    }
+}
+
+/// Errors from talking to LiteLLM.
+///
+/// Variants separate "did not reach LiteLLM" ([`Unreachable`](Self::Unreachable): nothing was
+/// processed, a retry is safe) from outcomes where LiteLLM may have acted
+/// ([`Timeout`](Self::Timeout), [`Disconnected`](Self::Disconnected),
+/// [`InvalidResponse`](Self::InvalidResponse)), and from LiteLLM's own refusals
+/// ([`Status`](Self::Status)). Every message is safe to show to an operator: keys are redacted.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The TCP/TLS connection could not be established (DNS failure, refused, TLS handshake).
+    #[error("LiteLLM at {base_url} is unreachable: {reason}")]
+    Unreachable {
+        /// The route that was being called.
+        op: &'static str,
+        /// The configured base URL.
+        base_url: String,
+        /// Why the connection failed, e.g. `connection refused`.
+        reason: String,
+    },
+    /// No complete response within the configured request timeout.
+    #[error("LiteLLM {op} timed out after {}", humantime::format_duration(*after))]
+    Timeout {
+        /// The route that was being called.
+        op: &'static str,
+        /// The configured request timeout.
+        after: Duration,
+    },
+    /// The connection was closed after the request was sent but before a response arrived,
+    /// so the request may or may not have been carried out.
+    #[error("LiteLLM {op} failed: connection closed before a response was received ({reason})")]
+    Disconnected {
+        /// The route that was being called.
+        op: &'static str,
+        /// Transport detail.
+        reason: String,
+    },
+    /// LiteLLM answered with a non-success HTTP status.
+    #[error("LiteLLM {op} failed: HTTP {status}: {message}")]
+    Status {
+        /// The route that was being called.
+        op: &'static str,
+        /// HTTP status code.
+        status: u16,
+        /// LiteLLM's `error.message`, FastAPI's `detail`, or the start of the body (redacted).
+        message: String,
+    },
+    /// A success status with a body that is not the expected JSON (not JSON, truncated,
+    /// larger than [`MAX_RESPONSE_BYTES`], or missing a required field).
+    #[error("LiteLLM {op} returned an invalid response: {reason}")]
+    InvalidResponse {
+        /// The route that was being called.
+        op: &'static str,
+        /// What was wrong with the body.
+        reason: String,
+    },
+    /// The [`ClientConfig`] cannot be used.
+    #[error("invalid LiteLLM client configuration: {0}")]
+    InvalidConfig(String),
+}
+
+impl ApiError {
+    /// True when LiteLLM rejected the credentials (HTTP 401 or 403).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self.status(), Some(401 | 403))
+    }
+
+    /// True for HTTP 404 (e.g. renewing a key that no longer exists).
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    /// The HTTP status, for [`ApiError::Status`] only.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The LiteLLM route the failed call went to, if a call was made.
+    pub fn op(&self) -> Option<&'static str> {
+        match self {
+            Self::Unreachable { op, .. }
+            | Self::Timeout { op, .. }
+            | Self::Disconnected { op, .. }
+            | Self::Status { op, .. }
+            | Self::InvalidResponse { op, .. } => Some(op),
+            Self::InvalidConfig(_) => None,
+        }
+    }
+
+    /// False only when the request certainly never reached LiteLLM, so it had no effect
+    /// (e.g. a refused connection). A generate that fails with `true` may have created a key.
+    pub fn may_have_reached_server(&self) -> bool {
+        !matches!(self, Self::Unreachable { .. } | Self::InvalidConfig(_))
+    }
+}
+
+/// Body of `POST /key/generate`.
+///
+/// Serialized as the plain JSON object LiteLLM expects (it silently ignores unknown fields
+/// and `{"json": …}` envelopes, so the field names here matter). `None` fields are omitted.
+#[derive(Serialize, Default, Clone, Debug, PartialEq)]
+pub struct GenerateKeyRequest {
+    /// Alias; must be unique among live keys (LiteLLM answers 400 otherwise). Omitted if empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key_alias: String,
+    /// Lifetime as `"<n>s"` (see [`duration_string`]); `None` = never expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// Allowed models; empty = all models of the proxy.
+    pub models: Vec<String>,
+    /// Spend limit in USD.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_budget: Option<f64>,
+    /// Spend-reset window such as `30d`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_duration: Option<String>,
+    /// Tokens per minute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tpm_limit: Option<i64>,
+    /// Requests per minute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpm_limit: Option<i64>,
+    /// Concurrent requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_parallel_requests: Option<i64>,
+    /// LiteLLM team that owns the key (spend attribution).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
+    /// LiteLLM user that owns the key (spend attribution).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Free-form metadata stored with the key.
+    pub metadata: Map<String, Value>,
+    /// `default`, `llm_api`, `management` or `read_only`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_type: Option<String>,
+}
+
+/// A freshly generated key. `Debug` never prints the secret.
+#[derive(Clone, PartialEq)]
+pub struct GeneratedKey {
+    /// The secret `sk-…` key: hand it to the caller, never store or log it.
+    pub key: String,
+    /// SHA-256 hex of `key` (LiteLLM's `token`): the key's stable identifier.
+    pub token: String,
+    /// The alias LiteLLM stored.
+    pub key_alias: Option<String>,
+    /// Expiry as LiteLLM reported it (ISO-8601); `None` = never expires.
+    pub expires: Option<String>,
+}
+
+impl GeneratedKey {
+    /// [`expires`](Self::expires) as a point in time, if present and parseable.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires.as_deref().and_then(parse_timestamp)
+    }
+}
+
+impl fmt::Debug for GeneratedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GeneratedKey")
+            .field("key", &"[redacted]")
+            .field("token", &self.token)
+            .field("key_alias", &self.key_alias)
+            .field("expires", &self.expires)
+            .finish()
+    }
+}
+
+/// The expiry LiteLLM stored after a `/key/update`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyExpiry {
+    /// As reported, e.g. `2026-11-22T08:08:04.300000+00:00`; `None` = never expires.
+    pub expires: Option<String>,
+    /// The same instant parsed.
+    pub expires_at: Option<SystemTime>,
+}
+
+/// Outcome of a delete call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deleted {
+    /// LiteLLM deleted at least one of the given keys (it does not say which).
+    Some,
+    /// None of the given keys exists any more (LiteLLM's 404 `No keys found`); for a revoke
+    /// this is success.
+    NoneFound,
+}
+
+/// Lifecycle state of a key, as `/key/info` reports it (or derived the same way).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// Usable.
+    Active,
+    /// Past its `expires`.
+    Expired,
+    /// Blocked (`/key/block`).
+    Revoked,
+    /// Deleted; LiteLLM still answers from its archive of deleted keys.
+    Deleted,
+    /// A status this client does not know (from a newer LiteLLM).
+    Other(String),
+}
+
+/// What `/key/info` tells about a key. Fields LiteLLM omits or sends with an unexpected
+/// type are left empty rather than failing the whole lookup.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyInfo {
+    /// The alias.
+    pub key_alias: Option<String>,
+    /// Expiry as reported; `None` = never expires.
+    pub expires: Option<String>,
+    /// The same instant parsed.
+    pub expires_at: Option<SystemTime>,
+    /// Lifecycle state.
+    pub status: KeyStatus,
+    /// Allowed models (empty = all).
+    pub models: Vec<String>,
+    /// Stored metadata.
+    pub metadata: Map<String, Value>,
+    /// Spend limit.
+    pub max_budget: Option<f64>,
+    /// Spend-reset window.
+    pub budget_duration: Option<String>,
+    /// Spend so far.
+    pub spend: Option<f64>,
+    /// Tokens per minute.
+    pub tpm_limit: Option<i64>,
+    /// Requests per minute.
+    pub rpm_limit: Option<i64>,
+    /// Concurrent requests.
+    pub max_parallel_requests: Option<i64>,
+    /// Owning team.
+    pub team_id: Option<String>,
+    /// Owning user.
+    pub user_id: Option<String>,
+    /// `default`, `llm_api`, …
+    pub key_type: Option<String>,
+    /// Whether the key is blocked.
+    pub blocked: bool,
+    /// When the key was deleted (archived keys only).
+    pub deleted_at: Option<String>,
+}
+
+/// One entry of [`Client::list_aliases`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedKey {
+    /// SHA-256 hex of the key.
+    pub token: String,
+    /// The alias.
+    pub key_alias: String,
+}
+
+/// A LiteLLM admin client. Cheap to clone: clones share one pooled keep-alive connection pool.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    /// Base URL as configured minus a trailing `/`; routes are appended to it.
+    base: String,
+    /// `Bearer <master key>`, marked sensitive so HTTP-level debug output hides it.
+    auth: HeaderValue,
+    /// Exact master key, redacted wherever a response body is quoted.
+    master_key: String,
+    timeout: Duration,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.inner.base)
+            .finish_non_exhaustive()
+    }
+}
+
+const OP_GENERATE: &str = "/key/generate";
+const OP_UPDATE: &str = "/key/update";
+const OP_DELETE: &str = "/key/delete";
+const OP_INFO: &str = "/key/info";
+const OP_LIST: &str = "/key/list";
+
+impl Client {
+    /// Validates `cfg` and builds the HTTP client. Makes no network call (see [`Client::verify`]).
+    pub fn new(cfg: &ClientConfig) -> Result<Client, ApiError> {
+        let base = validate_base_url(&cfg.base_url)?;
+        if cfg.master_key.is_empty() {
+            return Err(ApiError::InvalidConfig("master key is empty".into()));
+        }
+        if cfg.request_timeout.is_zero() {
+            return Err(ApiError::InvalidConfig(
+                "request timeout must be greater than zero".into(),
+            ));
+        }
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", cfg.master_key)).map_err(|_| {
+                ApiError::InvalidConfig(
+                    "master key contains characters not allowed in an HTTP header".into(),
+                )
+            })?;
+        auth.set_sensitive(true);
+
+        let mut builder = reqwest::Client::builder()
+            .timeout(cfg.request_timeout)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            // A proxy from the environment would see (and could log) the master key in
+            // plain-HTTP setups; the plugin talks to LiteLLM directly.
+            .no_proxy()
+            // Never replay the master key to wherever a redirect points.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!(
+                "vault-plugin-secrets-litellm/",
+                env!("CARGO_PKG_VERSION")
+            ));
+        if let Some(pem) = cfg.ca_cert.as_deref().filter(|p| !p.trim().is_empty()) {
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| ApiError::InvalidConfig(format!("ca_cert is not valid PEM: {e}")))?;
+            if certs.is_empty() {
+                return Err(ApiError::InvalidConfig(
+                    "ca_cert contains no PEM certificate".into(),
+                ));
+            }
+            builder = builder.tls_certs_only(certs);
+        }
+        if cfg.insecure_tls {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let http = builder.build().map_err(|e| {
+            ApiError::InvalidConfig(format!("cannot build HTTP client: {}", error_chain(&e)))
+        })?;
+
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                auth,
+                master_key: cfg.master_key.clone(),
+                timeout: cfg.request_timeout,
+            }),
+        })
+    }
+
+    /// The base URL requests go to (without a trailing `/`).
+    pub fn base_url(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// Checks that LiteLLM is reachable and accepts the master key for key management,
+    /// with one cheap authenticated call (`GET /key/list?page=1&size=1`).
+    pub async fn verify(&self) -> Result<(), ApiError> {
+        let req = self
+            .request(Method::GET, OP_LIST)
+            .query(&[("page", "1"), ("size", "1")]);
+        let (status, body) = self.exchange(OP_LIST, req).await?;
+        let obj = self.expect_success(OP_LIST, status, &body)?;
+        if !obj.get("keys").is_some_and(Value::is_array) {
+            return Err(invalid(OP_LIST, "missing `keys` list"));
+        }
+        Ok(())
+    }
+
+    /// Creates a key (`POST /key/generate`).
+    ///
+    /// If this fails with an error for which [`ApiError::may_have_reached_server`] is true, a
+    /// key may exist without the caller knowing its secret: clean up by alias.
+    pub async fn generate(&self, req: &GenerateKeyRequest) -> Result<GeneratedKey, ApiError> {
+        let rb = self.request(Method::POST, OP_GENERATE).json(req);
+        let (status, body) = self.exchange(OP_GENERATE, rb).await?;
+        let obj = self.expect_success(OP_GENERATE, status, &body)?;
+        let key = match obj.get("key") {
+            Some(Value::String(k)) if !k.is_empty() => k.clone(),
+            _ => return Err(invalid(OP_GENERATE, "missing `key`")),
+        };
+        // The hash is computed locally: it is what LiteLLM stores, and it must be right even
+        // if a proxy version stops returning `token`.
+        let token = token_hash(&key);
+        if let Some(Value::String(reported)) = obj.get("token")
+            && !reported.eq_ignore_ascii_case(&token)
+        {
+            return Err(invalid(OP_GENERATE, "`token` is not the SHA-256 of `key`"));
+        }
+        Ok(GeneratedKey {
+            key,
+            token,
+            key_alias: opt_string(&obj, "key_alias"),
+            expires: opt_string(&obj, "expires"),
+        })
+    }
+
+    /// Sets a key's expiry to `duration_secs` from now (`POST /key/update`): the renew
+    /// operation. Works on already-expired keys too. Returns the stored expiry.
+    ///
+    /// A key that no longer exists gives [`ApiError::Status`] 404 ([`ApiError::is_not_found`]).
+    pub async fn extend(
+        &self,
+        token_hash: &str,
+        duration_secs: u64,
+    ) -> Result<KeyExpiry, ApiError> {
+        // Built explicitly so that `duration` is always a string: `null` would make the key
+        // never expire.
+        let body = serde_json::json!({
+            "key": token_hash,
+            "duration": duration_string(duration_secs),
+        });
+        let rb = self.request(Method::POST, OP_UPDATE).json(&body);
+        let (status, body) = self.exchange(OP_UPDATE, rb).await?;
+        let obj = self.expect_success(OP_UPDATE, status, &body)?;
+        match obj.get("expires") {
+            Some(Value::String(s)) => match parse_timestamp(s) {
+                Some(at) => Ok(KeyExpiry {
+                    expires: Some(s.clone()),
+                    expires_at: Some(at),
+                }),
+                None => Err(invalid(OP_UPDATE, "`expires` is not an ISO-8601 timestamp")),
+            },
+            // We asked for a finite duration; a key that now never expires is not what a
+            // renew may silently produce.
+            Some(Value::Null) => Err(invalid(
+                OP_UPDATE,
+                "`expires` is null after setting a duration",
+            )),
+            Some(_) => Err(invalid(OP_UPDATE, "`expires` is not a string")),
+            None => Err(invalid(OP_UPDATE, "missing `expires`")),
+        }
+    }
+
+    /// Deletes keys by hash (or raw key) with `POST /key/delete {"keys": […]}`.
+    ///
+    /// LiteLLM's 404 `No keys found` becomes `Ok(Deleted::NoneFound)`; any other 404 (for
+    /// example from a reverse proxy in front of a wrong URL) stays an error.
+    pub async fn delete_keys(&self, token_hashes: &[String]) -> Result<Deleted, ApiError> {
+        self.delete(serde_json::json!({ "keys": token_hashes }))
+            .await
+    }
+
+    /// Deletes keys by alias with `POST /key/delete {"key_aliases": […]}`; see [`Client::delete_keys`].
+    pub async fn delete_aliases(&self, aliases: &[String]) -> Result<Deleted, ApiError> {
+        self.delete(serde_json::json!({ "key_aliases": aliases }))
+            .await
+    }
+
+    async fn delete(&self, body: Value) -> Result<Deleted, ApiError> {
+        let rb = self.request(Method::POST, OP_DELETE).json(&body);
+        let (status, body) = self.exchange(OP_DELETE, rb).await?;
+        if status == StatusCode::NOT_FOUND
+            && litellm_message(&body).is_some_and(|m| m.contains("No keys found"))
+        {
+            return Ok(Deleted::NoneFound);
+        }
+        let obj = self.expect_success(OP_DELETE, status, &body)?;
+        if !obj.get("deleted_keys").is_some_and(Value::is_array) {
+            return Err(invalid(OP_DELETE, "missing `deleted_keys`"));
+        }
+        Ok(Deleted::Some)
+    }
+
+    /// Looks a key up by hash (`GET /key/info?key=<hash>`). `Ok(None)` when LiteLLM does not
+    /// know it at all; deleted keys are still found, with [`KeyStatus::Deleted`].
+    pub async fn info(&self, token_hash: &str) -> Result<Option<KeyInfo>, ApiError> {
+        let rb = self
+            .request(Method::GET, OP_INFO)
+            .query(&[("key", token_hash)]);
+        let (status, body) = self.exchange(OP_INFO, rb).await?;
+        if status == StatusCode::NOT_FOUND
+            && litellm_error_type(&body).as_deref() == Some("not_found_error")
+        {
+            return Ok(None);
+        }
+        let obj = self.expect_success(OP_INFO, status, &body)?;
+        match obj.get("info") {
+            Some(Value::Object(info)) => Ok(Some(key_info(info, SystemTime::now()))),
+            _ => Err(invalid(OP_INFO, "missing `info` object")),
+        }
+    }
+
+    /// Lists live keys whose alias starts with `alias_prefix` (all keys if it is empty),
+    /// paging through `GET /key/list?return_full_object=true` 100 at a time.
+    ///
+    /// The server-side filter uses `substring_matching=true` (LiteLLM ≥ 1.108,
+    /// case-insensitive substring); the exact, case-sensitive prefix test is applied here.
+    /// Collect first and delete afterwards: deleting while paging shifts the pages.
+    pub async fn list_aliases(&self, alias_prefix: &str) -> Result<Vec<ListedKey>, ApiError> {
+        let mut out = Vec::new();
+        let size = LIST_PAGE_SIZE.to_string();
+        for page in 1..=MAX_LIST_PAGES {
+            let page_str = page.to_string();
+            let mut query = vec![
+                ("page", page_str.as_str()),
+                ("size", size.as_str()),
+                ("return_full_object", "true"),
+            ];
+            if !alias_prefix.is_empty() {
+                query.push(("key_alias", alias_prefix));
+                query.push(("substring_matching", "true"));
+            }
+            let rb = self.request(Method::GET, OP_LIST).query(&query);
+            let (status, body) = self.exchange(OP_LIST, rb).await?;
+            let obj = self.expect_success(OP_LIST, status, &body)?;
+            let Some(Value::Array(keys)) = obj.get("keys") else {
+                return Err(invalid(OP_LIST, "missing `keys` list"));
+            };
+            for entry in keys {
+                let Value::Object(k) = entry else {
+                    return Err(invalid(OP_LIST, "`keys` entry is not an object"));
+                };
+                let (Some(token), Some(alias)) =
+                    (opt_string(k, "token"), opt_string(k, "key_alias"))
+                else {
+                    continue;
+                };
+                if alias.starts_with(alias_prefix) {
+                    out.push(ListedKey {
+                        token,
+                        key_alias: alias,
+                    });
+                }
+            }
+            let total_pages = obj.get("total_pages").and_then(Value::as_u64).unwrap_or(0);
+            if keys.is_empty() || u64::from(page) >= total_pages {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn request(&self, method: Method, op: &'static str) -> reqwest::RequestBuilder {
+        self.inner
+            .http
+            .request(method, format!("{}{op}", self.inner.base))
+            .header(AUTHORIZATION, self.inner.auth.clone())
+    }
+
+    /// Sends a request and reads the body (bounded), mapping transport failures.
+    async fn exchange(
+        &self,
+        op: &'static str,
+        rb: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, Vec<u8>), ApiError> {
+        let started = std::time::Instant::now();
+        let mut resp = rb.send().await.map_err(|e| self.transport_error(op, &e))?;
+        let status = resp.status();
+        let body = self.read_body(&mut resp).await;
+        tracing::debug!(
+            op,
+            status = status.as_u16(),
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "LiteLLM call"
+        );
+        match body {
+            Ok(body) => Ok((status, body)),
+            // An error status explains itself even if its body is cut short.
+            Err(BodyError::TooLarge(partial) | BodyError::Broken(partial, _))
+                if !status.is_success() =>
+            {
+                Ok((status, partial))
+            }
+            Err(BodyError::TooLarge(_)) => Err(invalid(
+                op,
+                format!("response body exceeds {MAX_RESPONSE_BYTES} bytes"),
+            )),
+            Err(BodyError::Broken(_, e)) if e.is_timeout() => Err(ApiError::Timeout {
+                op,
+                after: self.inner.timeout,
+            }),
+            Err(BodyError::Broken(_, e)) => Err(invalid(
+                op,
+                format!(
+                    "response body truncated: {}",
+                    self.redacted(&error_chain(&e))
+                ),
+            )),
+        }
+    }
+
+    async fn read_body(&self, resp: &mut reqwest::Response) -> Result<Vec<u8>, BodyError> {
+        if resp
+            .content_length()
+            .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(BodyError::TooLarge(Vec::new()));
+        }
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                        let room = MAX_RESPONSE_BYTES - body.len();
+                        body.extend_from_slice(chunk.get(..room).unwrap_or_default());
+                        return Err(BodyError::TooLarge(body));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(body),
+                Err(e) => return Err(BodyError::Broken(body, e)),
+            }
+        }
+    }
+
+    fn transport_error(&self, op: &'static str, e: &reqwest::Error) -> ApiError {
+        if e.is_timeout() {
+            ApiError::Timeout {
+                op,
+                after: self.inner.timeout,
+            }
+        } else if e.is_connect() {
+            ApiError::Unreachable {
+                op,
+                base_url: self.inner.base.clone(),
+                reason: self.redacted(&error_chain(e)),
+            }
+        } else if e.is_builder() {
+            ApiError::InvalidConfig(self.redacted(&error_chain(e)))
+        } else {
+            ApiError::Disconnected {
+                op,
+                reason: self.redacted(&error_chain(e)),
+            }
+        }
+    }
+
+    /// Parses a 2xx body as a JSON object, or turns a non-2xx answer into [`ApiError::Status`].
+    fn expect_success(
+        &self,
+        op: &'static str,
+        status: StatusCode,
+        body: &[u8],
+    ) -> Result<Map<String, Value>, ApiError> {
+        if !status.is_success() {
+            return Err(ApiError::Status {
+                op,
+                status: status.as_u16(),
+                message: self.error_message(status, body),
+            });
+        }
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(obj)) => Ok(obj),
+            Ok(_) => Err(invalid(op, "body is not a JSON object")),
+            // serde_json's syntax errors give a position, never the input, so they are safe.
+            Err(e) if e.is_eof() => Err(invalid(op, format!("body is truncated JSON ({e})"))),
+            Err(e) => Err(invalid(op, format!("body is not JSON ({e})"))),
+        }
+    }
+
+    /// The human part of an error body, redacted.
+    fn error_message(&self, status: StatusCode, body: &[u8]) -> String {
+        let message = litellm_message(body).unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            if text.is_empty() {
+                status
+                    .canonical_reason()
+                    .unwrap_or("no response body")
+                    .to_owned()
+            } else {
+                text.to_owned()
+            }
+        });
+        // Redact before truncating, so a cut never leaves a partial key that is too short
+        // to be recognised.
+        truncate_chars(&self.redacted(&message), MAX_MESSAGE_CHARS)
+    }
+
+    fn redacted(&self, text: &str) -> String {
+        redact(text, &[self.inner.master_key.as_str()])
+    }
+}
+
+enum BodyError {
+    /// More than [`MAX_RESPONSE_BYTES`]; carries what was read up to the limit.
+    TooLarge(Vec<u8>),
+    /// The body stream failed; carries what was read before.
+    Broken(Vec<u8>, reqwest::Error),
+}
+
+/// Lowercase hex SHA-256 of a key: the `token` under which LiteLLM stores it.
+pub fn token_hash(key: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for b in digest.as_ref() {
+        hex.push(char::from(HEX[usize::from(b >> 4)]));
+        hex.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    hex
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// A LiteLLM `duration` value for whole seconds: `"<n>s"`. LiteLLM rejects a bare number.
+pub fn duration_string(secs: u64) -> String {
+    format!("{secs}s")
+}
+
+/// Replaces secrets in text quoted from LiteLLM: every exact occurrence of one of `secrets`
+/// becomes `[redacted]`, and every `sk-` key longer than 12 characters becomes
+/// `sk-...<last 4>` (LiteLLM's own short form, which it prints itself).
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut text = text.to_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        if text.contains(secret) {
+            text = text.replace(secret, "[redacted]");
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(pos) = rest.find("sk-") {
+        let (before, from_key) = rest.split_at(pos);
+        out.push_str(before);
+        let len = from_key
+            .char_indices()
+            .skip(3)
+            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .map_or(from_key.len(), |(i, _)| i);
+        let (token, after) = from_key.split_at(len);
+        if token.len() > 12 {
+            out.push_str("sk-...");
+            out.push_str(token.get(token.len() - 4..).unwrap_or_default());
+        } else {
+            out.push_str(token);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Parses the timestamps LiteLLM emits: `…Z` (generate, list), `…+00:00` (info, update),
+/// or naive (assumed UTC). Any `±HH:MM` offset is honoured.
+pub fn parse_timestamp(s: &str) -> Option<SystemTime> {
+    let s = s.trim();
+    let bytes = s.as_bytes();
+    let n = bytes.len();
+    // `YYYY-MM-DDTHH:MM:SS` is 19 bytes; an offset needs at least that before it.
+    if n >= 25 && matches!(bytes[n - 6], b'+' | b'-') && bytes[n - 3] == b':' {
+        let base = s.get(..n - 6)?;
+        let hours = std::str::from_utf8(&bytes[n - 5..n - 3])
+            .ok()?
+            .parse::<u64>()
+            .ok()?;
+        let minutes = std::str::from_utf8(&bytes[n - 2..])
+            .ok()?
+            .parse::<u64>()
+            .ok()?;
+        let offset = Duration::from_secs(hours * 3600 + minutes * 60);
+        let local = humantime::parse_rfc3339_weak(base).ok()?;
+        // Local time = UTC + offset, so UTC = local - offset.
+        return if bytes[n - 6] == b'+' {
+            local.checked_sub(offset)
+        } else {
+            local.checked_add(offset)
+        };
+    }
+    humantime::parse_rfc3339_weak(s).ok()
+}
+
+fn validate_base_url(raw: &str) -> Result<String, ApiError> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    let url = Url::parse(trimmed)
+        .map_err(|e| ApiError::InvalidConfig(format!("url {trimmed:?} is not a valid URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ApiError::InvalidConfig(format!(
+            "url must use http or https, not {:?}",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ApiError::InvalidConfig("url has no host".into()));
+    }
+    // Credentials in the URL would end up in error messages; the master key is the only
+    // credential and it travels in a header.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ApiError::InvalidConfig(
+            "url must not contain a user name or password".into(),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ApiError::InvalidConfig(
+            "url must not contain a query or fragment".into(),
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// The message of a LiteLLM (`{"error":{"message"}}`) or FastAPI (`{"detail": …}`) error body.
+fn litellm_message(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    if let Some(error) = value.get("error") {
+        return match error {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(e) => e.get("message").map(|m| match m {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+            _ => None,
+        };
+    }
+    match value.get("detail")? {
+        Value::String(s) => Some(s.clone()),
+        // Validation errors: [{"type","loc","msg"}, …] → "body.duration: Input should be …".
+        Value::Array(items) => {
+            let parts: Vec<String> = items
+                .iter()
+                .map(|item| {
+                    let msg = item.get("msg").and_then(Value::as_str).unwrap_or("invalid");
+                    match item.get("loc").and_then(Value::as_array) {
+                        Some(loc) if !loc.is_empty() => {
+                            let loc: Vec<String> = loc
+                                .iter()
+                                .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_owned))
+                                .collect();
+                            format!("{}: {msg}", loc.join("."))
+                        }
+                        _ => msg.to_owned(),
+                    }
+                })
+                .collect();
+            Some(parts.join("; "))
+        }
+        other => Some(other.to_string()),
+    }
+}
+
+/// `error.type` of a LiteLLM error body.
+fn litellm_error_type(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    value.get("error")?.get("type")?.as_str().map(str::to_owned)
+}
+
+fn key_info(info: &Map<String, Value>, now: SystemTime) -> KeyInfo {
+    let expires = opt_string(info, "expires");
+    let expires_at = expires.as_deref().and_then(parse_timestamp);
+    let blocked = info
+        .get("blocked")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let deleted_at = opt_string(info, "deleted_at");
+    // LiteLLM 1.108 reports `status`; derive it the same way for proxies that do not.
+    let status = match opt_string(info, "status").as_deref() {
+        Some("active") => KeyStatus::Active,
+        Some("expired") => KeyStatus::Expired,
+        Some("revoked") => KeyStatus::Revoked,
+        Some("deleted") => KeyStatus::Deleted,
+        Some(other) => KeyStatus::Other(other.to_owned()),
+        None if deleted_at.is_some() => KeyStatus::Deleted,
+        None if blocked => KeyStatus::Revoked,
+        None if expires_at.is_some_and(|at| at <= now) => KeyStatus::Expired,
+        None => KeyStatus::Active,
+    };
+    KeyInfo {
+        key_alias: opt_string(info, "key_alias"),
+        expires,
+        expires_at,
+        status,
+        models: info
+            .get("models")
+            .and_then(Value::as_array)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        metadata: info
+            .get("metadata")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        max_budget: info.get("max_budget").and_then(Value::as_f64),
+        budget_duration: opt_string(info, "budget_duration"),
+        spend: info.get("spend").and_then(Value::as_f64),
+        tpm_limit: info.get("tpm_limit").and_then(Value::as_i64),
+        rpm_limit: info.get("rpm_limit").and_then(Value::as_i64),
+        max_parallel_requests: info.get("max_parallel_requests").and_then(Value::as_i64),
+        team_id: opt_string(info, "team_id"),
+        user_id: opt_string(info, "user_id"),
+        key_type: opt_string(info, "key_type"),
+        blocked,
+        deleted_at,
+    }
+}
+
+fn opt_string(obj: &Map<String, Value>, field: &str) -> Option<String> {
+    obj.get(field).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn invalid(op: &'static str, reason: impl Into<String>) -> ApiError {
+    ApiError::InvalidResponse {
+        op,
+        reason: reason.into(),
+    }
+}
+
+fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
+}
+
+/// A compact description of a transport error: the innermost causes, without the URL
+/// (reqwest's top-level message repeats it) and with well-known I/O failures worded plainly.
+fn error_chain(err: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut messages: Vec<String> = Vec::new();
+    let mut source = err.source();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            let plain = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => Some("connection refused"),
+                std::io::ErrorKind::ConnectionReset => Some("connection reset by peer"),
+                std::io::ErrorKind::ConnectionAborted => Some("connection aborted"),
+                std::io::ErrorKind::UnexpectedEof => Some("unexpected end of stream"),
+                std::io::ErrorKind::TimedOut => Some("connection timed out"),
+                _ => None,
+            };
+            if let Some(plain) = plain {
+                return plain.to_owned();
+            }
+        }
+        let text = e.to_string();
+        // hyper and hyper-util wrap causes in generic layers ("client error (Connect)");
+        // keep each distinct message once.
+        if !messages.iter().any(|m| m == &text) {
+            messages.push(text);
+        }
+        source = e.source();
+    }
+    if messages.is_empty() {
+        return err.to_string();
+    }
+    // The last two layers are the specific ones ("tcp connect error: Connection refused").
+    let start = messages.len().saturating_sub(2);
+    messages[start..].join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_hash_is_sha256_hex() {
+        assert_eq!(
+            token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn redact_shortens_long_keys_and_removes_secrets() {
+        let master = "sk-local-0123456789abcdef";
+        let text =
+            format!("bad key {master} and sk-sPViGGjrpUUH1oTN0SjYHw, short sk-...jYHw sk-abc");
+        let out = redact(&text, &[master]);
+        assert!(!out.contains(master));
+        assert!(!out.contains("sPViGGjrpUUH1oTN0SjYHw"));
+        assert!(out.contains("sk-...jYHw"));
+        assert!(out.contains("sk-abc"));
+        assert!(out.contains("[redacted]"));
+        // A master key that is not `sk-` shaped is still caught.
+        assert_eq!(
+            redact("x=hunter2hunter2", &["hunter2hunter2"]),
+            "x=[redacted]"
+        );
+        // Multi-byte text around keys must not panic.
+        assert_eq!(redact("é sk-ééééééééééééé", &[]), "é sk-ééééééééééééé");
+        assert_eq!(redact("sk-", &[]), "sk-");
+    }
+
+    #[test]
+    fn timestamps_in_all_litellm_forms() {
+        let z = parse_timestamp("2026-11-22T08:07:03.891396Z");
+        let off = parse_timestamp("2026-11-22T08:07:03.891396+00:00");
+        let naive = parse_timestamp("2026-11-22T08:07:03.891396");
+        assert!(z.is_some());
+        assert_eq!(z, off);
+        assert_eq!(z, naive);
+        assert_eq!(
+            parse_timestamp("2026-11-22T10:07:03.891396+02:00"),
+            z,
+            "offsets are applied"
+        );
+        assert_eq!(parse_timestamp("2026-11-22T06:07:03.891396-02:00"), z);
+        assert_eq!(parse_timestamp("never"), None);
+        assert_eq!(parse_timestamp("2026-11-22T08:07:03.891396+0é:00"), None);
+        assert_eq!(parse_timestamp(""), None);
+    }
+
+    #[test]
+    fn error_messages_from_all_shapes() {
+        let litellm = br#"{"error":{"message":"{'error': 'No keys found'}","type":"internal_server_error","param":null,"code":"404"}}"#;
+        assert_eq!(
+            litellm_message(litellm).as_deref(),
+            Some("{'error': 'No keys found'}")
+        );
+        let fastapi = br#"{"detail":[{"type":"list_type","loc":["body","keys"],"msg":"Input should be a valid list"}]}"#;
+        assert_eq!(
+            litellm_message(fastapi).as_deref(),
+            Some("body.keys: Input should be a valid list")
+        );
+        let detail = br#"{"detail":"Virtual key is not allowed to call this route."}"#;
+        assert_eq!(
+            litellm_message(detail).as_deref(),
+            Some("Virtual key is not allowed to call this route.")
+        );
+        assert_eq!(litellm_message(b"<html>"), None);
+    }
+
+    #[test]
+    fn base_url_validation() {
+        let ok = |u: &str| validate_base_url(u).map_err(|e| e.to_string());
+        assert_eq!(
+            ok("http://127.0.0.1:4000/").as_deref(),
+            Ok("http://127.0.0.1:4000")
+        );
+        assert_eq!(
+            ok("https://gw.example/litellm/").as_deref(),
+            Ok("https://gw.example/litellm")
+        );
+        assert!(ok("ftp://x").is_err());
+        assert!(ok("http://user:pw@x").is_err());
+        assert!(ok("http://x/?a=b").is_err());
+        assert!(ok("not a url").is_err());
+        assert!(ok("").is_err());
+    }
+
+    #[test]
+    fn generate_request_skips_unset_fields() {
+        let req = GenerateKeyRequest {
+            key_alias: "a".into(),
+            duration: Some(duration_string(90)),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&req).ok(),
+            Some(serde_json::json!({"key_alias":"a","duration":"90s","models":[],"metadata":{}}))
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let key = GeneratedKey {
+            key: "sk-sPViGGjrpUUH1oTN0SjYHw".into(),
+            token: "t".into(),
+            key_alias: None,
+            expires: None,
+        };
+        assert!(!format!("{key:?}").contains("sPViGG"));
+        let cfg = ClientConfig::new("http://127.0.0.1:1", "sk-master-secret-123456");
+        assert!(!format!("{cfg:?}").contains("master-secret"));
+        let client = Client::new(&cfg).map_err(|e| e.to_string());
+        assert!(client.is_ok());
+        if let Ok(client) = client {
+            assert!(!format!("{client:?}").contains("master-secret"));
+        }
+    }
+
+    #[test]
+    fn status_derivation_without_status_field() {
+        let now = SystemTime::now();
+        let info = |v: Value| key_info(v.as_object().unwrap_or(&Map::new()), now).status;
+        assert_eq!(info(serde_json::json!({})), KeyStatus::Active);
+        assert_eq!(
+            info(serde_json::json!({"blocked": true})),
+            KeyStatus::Revoked
+        );
+        assert_eq!(
+            info(serde_json::json!({"expires": "2000-01-01T00:00:00Z"})),
+            KeyStatus::Expired
+        );
+        assert_eq!(
+            info(serde_json::json!({"deleted_at": "2000-01-01T00:00:00Z", "blocked": true})),
+            KeyStatus::Deleted
+        );
+        assert_eq!(
+            info(serde_json::json!({"status": "paused"})),
+            KeyStatus::Other("paused".into())
+        );
+    }
+}

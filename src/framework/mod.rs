@@ -1,0 +1,397 @@
+//! The Rust counterpart of Vault's Go `sdk/framework`: everything a secrets engine needs that is
+//! not specific to LiteLLM.
+//!
+//! A plugin describes itself as a [`Backend`]: a path table ([`Path`], with typed [`Field`]s),
+//! secret types with renew/revoke ([`SecretType`]), special paths, and an optional WAL rollback
+//! function. The transport layer feeds it host requests ([`RawRequest`]); the backend routes them,
+//! coerces the input, runs the handler and answers help/OpenAPI requests by itself.
+//!
+//! - [`path`]: patterns, operations, handlers.
+//! - [`field`]: field schemas and Vault's input coercions.
+//! - [`lease`]: Vault's `CalculateTTL`.
+//! - [`secret`]: secret types, lease options and the renew/revoke dispatch key.
+//! - [`wal`]: write-ahead log entries and their rollback.
+//! - [`storage`], [`system_view`]: the host services a request may use.
+//! - [`help`]: `path-help` texts and the OpenAPI document.
+
+pub mod field;
+pub mod help;
+pub mod lease;
+pub mod path;
+pub mod secret;
+pub mod storage;
+pub mod system_view;
+pub mod wal;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+pub use field::{DefaultValue, Field, FieldData, FieldError, FieldType};
+pub use path::{Handler, Operation, Path, existence_check, handler};
+pub use secret::{LeaseOptions, LeaseSecret, SecretType};
+pub use storage::{Storage, StorageError};
+pub use system_view::SystemView;
+pub use wal::{WalEntry, WalRollback};
+
+/// A boxed, sendable future, as handlers return.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The result of a handler.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a request failed. The variant decides what the caller sees (see [`Error::kind`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller's input is wrong: HTTP 400 with this message.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A field failed coercion: HTTP 400 naming the field.
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    /// LiteLLM refused or failed: HTTP 400 with a message that names LiteLLM, so the operator
+    /// knows where to look (never a 500, which would suggest a bug in Vault or the plugin).
+    #[error("{0}")]
+    Upstream(String),
+    /// No path matches: HTTP 404.
+    #[error("unsupported path")]
+    UnsupportedPath,
+    /// The path exists but does not serve this operation: HTTP 405.
+    #[error("unsupported operation")]
+    UnsupportedOperation,
+    /// Something the caller cannot fix (storage unavailable, a bug): HTTP 500.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// How the transport must present an [`Error`] to the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// An error-shaped response (`{"error": …}`), which the host answers with 400.
+    Response,
+    /// ProtoError `ErrUnsupportedPath`.
+    UnsupportedPath,
+    /// ProtoError `ErrUnsupportedOperation`.
+    UnsupportedOperation,
+    /// A generic ProtoError, answered with 500.
+    Internal,
+}
+
+impl Error {
+    /// How the transport presents this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::BadRequest(_) | Error::Field(_) | Error::Upstream(_) => ErrorKind::Response,
+            Error::UnsupportedPath => ErrorKind::UnsupportedPath,
+            Error::UnsupportedOperation => ErrorKind::UnsupportedOperation,
+            Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// Shorthand for [`Error::BadRequest`].
+    pub fn bad_request(msg: impl Into<String>) -> Error {
+        Error::BadRequest(msg.into())
+    }
+}
+
+impl From<StorageError> for Error {
+    fn from(e: StorageError) -> Error {
+        Error::Internal(e.to_string())
+    }
+}
+
+/// A request as the host sent it, before routing.
+#[derive(Debug, Clone, Default)]
+pub struct RawRequest {
+    /// Request UUID (empty for internal requests such as renew and revoke).
+    pub id: String,
+    /// The wire name of the operation.
+    pub operation: String,
+    /// Path relative to the mount.
+    pub path: String,
+    /// The request body / query parameters.
+    pub data: Map<String, Value>,
+    /// The lease, for renew and revoke.
+    pub secret: Option<LeaseSecret>,
+    /// Mount path with a trailing slash, e.g. `litellm/`.
+    pub mount_point: String,
+    /// Display name of the caller's token.
+    pub display_name: String,
+    /// Identity entity of the caller (empty for root tokens).
+    pub entity_id: String,
+}
+
+/// A routed request, as handlers see it.
+pub struct Request {
+    /// Request UUID (empty for internal requests).
+    pub id: String,
+    /// The operation, after the existence check turned writes into create or update.
+    pub operation: Operation,
+    /// Path relative to the mount.
+    pub path: String,
+    /// The coerced input: body fields and path captures.
+    pub data: FieldData,
+    /// The lease, for renew and revoke.
+    pub secret: Option<LeaseSecret>,
+    /// Mount path with a trailing slash, e.g. `litellm/`.
+    pub mount_point: String,
+    /// Display name of the caller's token.
+    pub display_name: String,
+    /// Identity entity of the caller (empty for root tokens).
+    pub entity_id: String,
+    /// This mount's storage.
+    pub storage: Storage,
+    /// The host's system view (lease limits, identity).
+    pub system: SystemView,
+}
+
+/// What a handler answers.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    /// The user-visible data (a JSON object), if any.
+    pub data: Option<Value>,
+    /// Warnings shown to the caller.
+    pub warnings: Vec<String>,
+    /// A lease to create (issue) or the renewed lease.
+    pub secret: Option<LeaseSecret>,
+}
+
+impl Response {
+    /// A response carrying `data`.
+    pub fn data(data: Value) -> Response {
+        Response {
+            data: Some(data),
+            ..Response::default()
+        }
+    }
+
+    /// A list response (`{"keys": [...]}`).
+    pub fn list(keys: Vec<String>) -> Response {
+        Response::data(serde_json::json!({ "keys": keys }))
+    }
+
+    /// Adds a warning.
+    pub fn warn(mut self, warning: impl Into<String>) -> Response {
+        self.warnings.push(warning.into());
+        self
+    }
+}
+
+/// Storage paths the host treats specially (see `SpecialPaths` in the protocol notes).
+#[derive(Debug, Clone, Default)]
+pub struct SpecialPaths {
+    /// Paths that need root or sudo.
+    pub root: Vec<String>,
+    /// Paths that need no token.
+    pub unauthenticated: Vec<String>,
+    /// Storage prefixes that are never replicated.
+    pub local_storage: Vec<String>,
+    /// Storage keys (or prefixes ending in `/`) that are seal-wrapped.
+    pub seal_wrap_storage: Vec<String>,
+}
+
+/// Whether routing rejects input that fails field coercion.
+#[derive(Clone, Copy)]
+enum Coercion {
+    Strict,
+    Lenient,
+}
+
+/// Called when storage changed behind the plugin's back (HA standbys, replication).
+pub type Invalidate<S> = Arc<dyn Fn(&S, &str) + Send + Sync>;
+
+/// A secrets engine: its path table, secret types and hooks, around the plugin's own state `S`.
+pub struct Backend<S> {
+    state: Arc<S>,
+    /// Root help text for `path-help <mount>`.
+    pub help: &'static str,
+    /// The path table, matched in order.
+    pub paths: Vec<Path<S>>,
+    /// The secret types this backend issues.
+    pub secrets: Vec<SecretType<S>>,
+    /// Special paths reported to the host.
+    pub special_paths: SpecialPaths,
+    /// Undoes a WAL entry that outlived its operation.
+    pub wal_rollback: Option<WalRollback<S>>,
+    /// WAL entries younger than this are left alone by rollback (their operation may still run).
+    pub wal_rollback_min_age: Duration,
+    /// Drops caches when the host reports a storage change.
+    pub invalidate: Option<Invalidate<S>>,
+}
+
+impl<S: Send + Sync + 'static> Backend<S> {
+    /// A backend with no paths around `state`.
+    pub fn new(state: Arc<S>, help: &'static str) -> Backend<S> {
+        Backend {
+            state,
+            help,
+            paths: Vec::new(),
+            secrets: Vec::new(),
+            special_paths: SpecialPaths::default(),
+            wal_rollback: None,
+            wal_rollback_min_age: wal::DEFAULT_ROLLBACK_MIN_AGE,
+            invalidate: None,
+        }
+    }
+
+    /// The plugin's shared state.
+    pub fn state(&self) -> &Arc<S> {
+        &self.state
+    }
+
+    /// Handles one host request.
+    pub async fn handle_request(
+        &self,
+        raw: RawRequest,
+        storage: Storage,
+        system: SystemView,
+    ) -> Result<Option<Response>> {
+        let operation = Operation::from_wire(&raw.operation);
+        match operation {
+            // We never rewrite paths; "unsupported operation" tells OpenBao to carry on.
+            Operation::ResolvePath => Err(Error::UnsupportedOperation),
+            Operation::Help => Ok(Some(help::respond(self, &raw))),
+            Operation::Rollback => {
+                wal::rollback(self, raw, storage, system).await?;
+                Ok(None)
+            }
+            Operation::Renew | Operation::Revoke => {
+                self.handle_secret(operation, raw, storage, system).await
+            }
+            _ => self.handle_path(operation, raw, storage, system).await,
+        }
+    }
+
+    /// Answers the host's existence check: `None` when the path has no check (the host then
+    /// treats every write as an update).
+    pub async fn existence_check(
+        &self,
+        raw: RawRequest,
+        storage: Storage,
+        system: SystemView,
+    ) -> Result<Option<bool>> {
+        // Field values are not checked here: a bad value must fail the write itself with a 400
+        // naming the field, while a failed existence check would be a 500.
+        let (path, request) =
+            self.route(Operation::Update, raw, storage, system, Coercion::Lenient)?;
+        match &path.existence_check {
+            Some(check) => Ok(Some(check(self.state.clone(), request).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Tells the backend that `key` changed in storage.
+    pub fn invalidate_key(&self, key: &str) {
+        if let Some(invalidate) = &self.invalidate {
+            invalidate(&self.state, key);
+        }
+    }
+
+    async fn handle_path(
+        &self,
+        operation: Operation,
+        raw: RawRequest,
+        storage: Storage,
+        system: SystemView,
+    ) -> Result<Option<Response>> {
+        let (path, request) = self.route(operation, raw, storage, system, Coercion::Strict)?;
+        // A create on a path without its own create handler is an update, as for paths
+        // without an existence check.
+        let handler = path
+            .handler(operation)
+            .or_else(|| {
+                (operation == Operation::Create)
+                    .then(|| path.handler(Operation::Update))
+                    .flatten()
+            })
+            .ok_or(Error::UnsupportedOperation)?;
+        let unknown = request.data.unknown_fields_warning();
+        let response = handler(self.state.clone(), request).await?;
+        Ok(match unknown {
+            Some(warning) => Some(response.unwrap_or_default().warn(warning)),
+            None => response,
+        })
+    }
+
+    async fn handle_secret(
+        &self,
+        operation: Operation,
+        raw: RawRequest,
+        storage: Storage,
+        system: SystemView,
+    ) -> Result<Option<Response>> {
+        let secret = raw
+            .secret
+            .as_ref()
+            .ok_or_else(|| Error::bad_request(format!("{operation} request without a lease")))?;
+        let type_name = secret.secret_type().unwrap_or_default();
+        let secret_type = self
+            .secrets
+            .iter()
+            .find(|s| s.name == type_name)
+            .ok_or_else(|| {
+                Error::bad_request(format!(
+                    "secret type {type_name:?} is not supported by this backend"
+                ))
+            })?;
+        let handler = match operation {
+            Operation::Renew => secret_type
+                .renew
+                .as_ref()
+                .ok_or_else(|| Error::bad_request("lease is not renewable"))?,
+            _ => &secret_type.revoke,
+        };
+        let request = Request {
+            id: raw.id,
+            operation,
+            path: raw.path,
+            data: FieldData::parse(&[], Map::new())?,
+            secret: raw.secret,
+            mount_point: raw.mount_point,
+            display_name: raw.display_name,
+            entity_id: raw.entity_id,
+            storage,
+            system,
+        };
+        handler(self.state.clone(), request).await
+    }
+
+    /// Finds the path for `raw.path` and builds the handler's request, coercing the input.
+    fn route(
+        &self,
+        operation: Operation,
+        raw: RawRequest,
+        storage: Storage,
+        system: SystemView,
+        coercion: Coercion,
+    ) -> Result<(&Path<S>, Request)> {
+        let (path, captures) = self
+            .paths
+            .iter()
+            .find_map(|p| p.matches(&raw.path).map(|c| (p, c)))
+            .ok_or(Error::UnsupportedPath)?;
+        let mut data = match (FieldData::parse(path.fields, raw.data), coercion) {
+            (Ok(data), _) => data,
+            (Err(_), Coercion::Lenient) => FieldData::parse(path.fields, Map::new())?,
+            (Err(e), Coercion::Strict) => return Err(e.into()),
+        };
+        for (name, value) in captures {
+            data.insert_capture(name, value);
+        }
+        let request = Request {
+            id: raw.id,
+            operation,
+            path: raw.path,
+            data,
+            secret: raw.secret,
+            mount_point: raw.mount_point,
+            display_name: raw.display_name,
+            entity_id: raw.entity_id,
+            storage,
+            system,
+        };
+        Ok((path, request))
+    }
+}

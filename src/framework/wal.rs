@@ -1,0 +1,138 @@
+//! The write-ahead log: a record written before an external side effect and removed once the
+//! effect is safely accounted for (e.g. once the lease response is built). Records left behind
+//! by a crash are undone by the periodic `rollback` request.
+//!
+//! Entries use the Go framework's layout (`wal/<uuid>` holding
+//! `{"type", "data", "created_at"}`), so the format is familiar to Vault operators.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::storage::{Storage, StorageError};
+use super::system_view::SystemView;
+use super::{Backend, BoxFuture, FieldData, Operation, RawRequest, Request, Result};
+
+/// Storage prefix of WAL entries (declared local storage: never replicated).
+pub const WAL_PREFIX: &str = "wal/";
+
+/// Entries younger than this are not rolled back: their operation may still be in flight.
+pub const DEFAULT_ROLLBACK_MIN_AGE: Duration = Duration::from_secs(10 * 60);
+
+/// One WAL record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WalEntry {
+    /// What kind of side effect the entry guards; selects the undo logic.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What the undo needs.
+    pub data: Value,
+    /// Unix seconds when the entry was written.
+    pub created_at: i64,
+}
+
+impl WalEntry {
+    /// How long ago the entry was written.
+    pub fn age(&self, now: SystemTime) -> Duration {
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Duration::from_secs(now.saturating_sub(u64::try_from(self.created_at).unwrap_or(0)))
+    }
+}
+
+/// Undoes one WAL entry. Returning `Ok` deletes the entry; an error keeps it for the next run.
+pub type WalRollback<S> =
+    Arc<dyn Fn(Arc<S>, Request, WalEntry) -> BoxFuture<Result<()>> + Send + Sync>;
+
+/// Wraps an `async fn(Arc<S>, Request, WalEntry) -> Result<()>` as a [`WalRollback`].
+pub fn rollback_fn<S, F, Fut>(f: F) -> WalRollback<S>
+where
+    F: Fn(Arc<S>, Request, WalEntry) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<()>> + Send + 'static,
+{
+    Arc::new(move |state, req, entry| Box::pin(f(state, req, entry)))
+}
+
+/// Writes a WAL entry and returns its id.
+pub async fn put(storage: &Storage, kind: &str, data: Value) -> Result<String, StorageError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let created_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let entry = WalEntry {
+        kind: kind.to_string(),
+        data,
+        created_at,
+    };
+    storage
+        .put_json(&format!("{WAL_PREFIX}{id}"), &entry, false)
+        .await?;
+    Ok(id)
+}
+
+/// Reads a WAL entry.
+pub async fn get(storage: &Storage, id: &str) -> Result<Option<WalEntry>, StorageError> {
+    storage.get_json(&format!("{WAL_PREFIX}{id}")).await
+}
+
+/// Deletes a WAL entry (its operation completed or was undone).
+pub async fn delete(storage: &Storage, id: &str) -> Result<(), StorageError> {
+    storage.delete(&format!("{WAL_PREFIX}{id}")).await
+}
+
+/// Lists the ids of all WAL entries.
+pub async fn list(storage: &Storage) -> Result<Vec<String>, StorageError> {
+    storage.list(WAL_PREFIX).await
+}
+
+/// Serves the host's periodic `rollback` request: undoes every entry older than the backend's
+/// minimum age (any age when the request data has `immediate`).
+pub(super) async fn rollback<S: Send + Sync + 'static>(
+    backend: &Backend<S>,
+    raw: RawRequest,
+    storage: Storage,
+    system: SystemView,
+) -> Result<()> {
+    let Some(undo) = &backend.wal_rollback else {
+        return Ok(());
+    };
+    let immediate = raw.data.contains_key("immediate");
+    let now = SystemTime::now();
+    for id in list(&storage).await? {
+        let entry = match get(&storage, &id).await {
+            Ok(Some(entry)) => entry,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(wal_id = %id, error = %e, "skipping unreadable WAL entry");
+                continue;
+            }
+        };
+        if !immediate && entry.age(now) < backend.wal_rollback_min_age {
+            continue;
+        }
+        let request = Request {
+            id: String::new(),
+            operation: Operation::Rollback,
+            path: String::new(),
+            data: FieldData::parse(&[], Map::new())?,
+            secret: None,
+            mount_point: raw.mount_point.clone(),
+            display_name: String::new(),
+            entity_id: String::new(),
+            storage: storage.clone(),
+            system: system.clone(),
+        };
+        match undo(backend.state().clone(), request, entry.clone()).await {
+            Ok(()) => delete(&storage, &id).await?,
+            Err(e) => {
+                tracing::warn!(wal_id = %id, kind = %entry.kind, error = %e, "WAL rollback failed; will retry")
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! `config`: where the LiteLLM proxy is and the admin key that manages its virtual keys.
+//!
+//! The key is write-only: reads return everything else, and it never appears in logs or errors.
+//! The entry is seal-wrapped where the seal supports it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::backend::LiteLlm;
+use crate::client::{Client, ClientConfig};
+use crate::framework::{
+    DefaultValue, Error, Field, FieldType, Operation, Path, Request, Response, Result, Storage,
+    existence_check, handler,
+};
+
+/// Storage key of the config entry.
+pub const STORAGE_KEY: &str = "config";
+
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+static FIELDS: &[Field] = &[
+    Field::new("base_url", FieldType::String, "URL of the LiteLLM proxy, e.g. https://litellm.example.com.").required(),
+    Field::new(
+        "master_key",
+        FieldType::String,
+        "LiteLLM master key, or a virtual key with admin rights, used to manage virtual keys. Never returned.",
+    )
+    .required()
+    .sensitive(),
+    Field::new("request_timeout", FieldType::Duration, "Timeout of each request to LiteLLM.")
+        .default_value(DefaultValue::DurationSecs(30)),
+    Field::new("ca_cert", FieldType::String, "PEM-encoded CA certificate(s) to trust for an https base_url."),
+    Field::new("insecure_tls", FieldType::Bool, "Skip TLS certificate verification (testing only).")
+        .default_value(DefaultValue::Bool(false)),
+    Field::new(
+        "verify_connection",
+        FieldType::Bool,
+        "On write, make one authenticated call to LiteLLM and refuse a config that does not work.",
+    )
+    .default_value(DefaultValue::Bool(true)),
+];
+
+const SYNOPSIS: &str = "Configure the connection to the LiteLLM proxy.";
+const DESCRIPTION: &str = "\
+Sets the LiteLLM proxy URL and the admin key used to create, extend and delete virtual keys.
+`master_key` is required when the config is created and is never returned by reads. Writes
+change only the fields given. With verify_connection=true (the default), the write fails unless
+LiteLLM accepts the key.";
+
+/// The stored config.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Config {
+    /// The proxy URL, without a trailing slash.
+    pub base_url: String,
+    /// The admin key (never returned, never logged).
+    pub master_key: String,
+    /// Per-request timeout, in seconds.
+    pub request_timeout: u64,
+    /// Extra CA certificates (PEM), empty for none.
+    #[serde(default)]
+    pub ca_cert: String,
+    /// Skip TLS verification.
+    #[serde(default)]
+    pub insecure_tls: bool,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("base_url", &self.base_url)
+            .field("master_key", &"<redacted>")
+            .field("request_timeout", &self.request_timeout)
+            .field("insecure_tls", &self.insecure_tls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Loads the config, `None` when the mount is unconfigured.
+    pub async fn load(storage: &Storage) -> Result<Option<Config>> {
+        Ok(storage.get_json(STORAGE_KEY).await?)
+    }
+
+    /// The client settings for this config.
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            base_url: self.base_url.clone(),
+            master_key: self.master_key.clone(),
+            request_timeout: Duration::from_secs(self.request_timeout),
+            ca_cert: (!self.ca_cert.is_empty()).then(|| self.ca_cert.clone()),
+            insecure_tls: self.insecure_tls,
+        }
+    }
+}
+
+/// The `config` path.
+pub fn path() -> Path<LiteLlm> {
+    Path::new("config", FIELDS)
+        .operation(Operation::Read, handler(read))
+        .operation(Operation::Create, handler(write))
+        .operation(Operation::Update, handler(write))
+        .operation(Operation::Delete, handler(delete))
+        .existence(existence_check(exists))
+        .help(SYNOPSIS, DESCRIPTION)
+}
+
+async fn exists(_: Arc<LiteLlm>, req: Request) -> Result<bool> {
+    Ok(req.storage.get(STORAGE_KEY).await?.is_some())
+}
+
+async fn read(_: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+    let Some(config) = Config::load(&req.storage).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Response::data(json!({
+        "base_url": config.base_url,
+        "request_timeout": config.request_timeout,
+        "ca_cert": config.ca_cert,
+        "insecure_tls": config.insecure_tls,
+    }))))
+}
+
+async fn write(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+    let d = &req.data;
+    let existing = Config::load(&req.storage).await?;
+    let creating = existing.is_none();
+    let required = |name: &str| -> Result<String> {
+        match d.str(name) {
+            Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+            _ => Err(Error::bad_request(format!(
+                "{name} is required when creating the config"
+            ))),
+        }
+    };
+    let mut config = match existing {
+        Some(config) => config,
+        None => Config {
+            base_url: required("base_url")?,
+            master_key: required("master_key")?,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT.as_secs(),
+            ca_cert: String::new(),
+            insecure_tls: false,
+        },
+    };
+    if let Some(url) = d.str("base_url") {
+        config.base_url = url.trim().trim_end_matches('/').to_string();
+    }
+    if let Some(key) = d.str("master_key") {
+        if key.trim().is_empty() {
+            return Err(Error::bad_request("master_key must not be empty"));
+        }
+        config.master_key = key.trim().to_string();
+    }
+    if let Some(timeout) = d.duration("request_timeout") {
+        if timeout < Duration::from_secs(1) {
+            return Err(Error::bad_request("request_timeout must be at least 1s"));
+        }
+        config.request_timeout = timeout.as_secs();
+    }
+    if let Some(pem) = d.str("ca_cert") {
+        config.ca_cert = pem.trim().to_string();
+    }
+    if let Some(insecure) = d.bool("insecure_tls") {
+        config.insecure_tls = insecure;
+    }
+    validate_base_url(&config.base_url)?;
+
+    let client =
+        Client::new(&config.client_config()).map_err(|e| Error::bad_request(e.to_string()))?;
+    if d.bool("verify_connection").unwrap_or(true) {
+        client.verify().await.map_err(|e| {
+            Error::bad_request(format!(
+                "verify_connection: {e} (fix base_url/master_key, or write verify_connection=false to skip the check)"
+            ))
+        })?;
+    }
+    req.storage.put_json(STORAGE_KEY, &config, true).await?;
+    backend.invalidate(STORAGE_KEY);
+    tracing::info!(base_url = %config.base_url, created = creating, "LiteLLM connection configured");
+    Ok(None)
+}
+
+async fn delete(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+    req.storage.delete(STORAGE_KEY).await?;
+    backend.invalidate(STORAGE_KEY);
+    Ok(None)
+}
+
+/// Accepts absolute http(s) URLs with a host, and nothing else.
+fn validate_base_url(url: &str) -> Result<()> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| Error::bad_request(format!("base_url {url:?} is not a valid URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(Error::bad_request(format!(
+            "base_url must use http or https, not {:?}",
+            parsed.scheme()
+        )));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(Error::bad_request("base_url must name a host"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(Error::bad_request(
+            "base_url must not have a query or fragment",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_must_be_http_with_a_host() {
+        assert!(validate_base_url("http://127.0.0.1:4000").is_ok());
+        assert!(validate_base_url("https://litellm.example.com/proxy").is_ok());
+        for bad in [
+            "",
+            "litellm:4000",
+            "ftp://x",
+            "http://",
+            "http://x/?a=1",
+            "not a url",
+        ] {
+            assert!(validate_base_url(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn debug_output_redacts_the_key() {
+        let config = Config {
+            base_url: "http://x".into(),
+            master_key: "sk-secret-master".into(),
+            request_timeout: 30,
+            ca_cert: String::new(),
+            insecure_tls: false,
+        };
+        assert!(!format!("{config:?}").contains("sk-secret"));
+    }
+}

@@ -1,0 +1,206 @@
+//! `creds/<name>`: issue a fresh LiteLLM key for a role, wrapped in a lease.
+//!
+//! Issuing is crash-safe: a WAL entry naming the key's alias is written before LiteLLM is
+//! asked for the key and removed only once the lease response is built. If the plugin dies in
+//! between, rollback deletes the key by its alias.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value, json};
+
+use crate::backend::LiteLlm;
+use crate::client::{GenerateKeyRequest, duration_string, token_hash};
+use crate::framework::lease::{TtlRequest, calculate_ttl, human_duration};
+use crate::framework::{
+    Error, Field, FieldType, LeaseOptions, Operation, Path, Request, Response, Result, handler, wal,
+};
+use crate::path_roles::{self, Role};
+use crate::secret_key::{self, KeyLease};
+
+static FIELDS: &[Field] = &[
+    Field::new(
+        "name",
+        FieldType::String,
+        "Name of the role to issue a key for.",
+    )
+    .required(),
+    Field::new(
+        "ttl",
+        FieldType::Duration,
+        "Ask for a lease shorter than the role's TTL (update only).",
+    ),
+];
+
+const SYNOPSIS: &str = "Issue a LiteLLM virtual key for a role.";
+const DESCRIPTION: &str = "\
+Creates a LiteLLM virtual key scoped by the role and returns it in a lease. The key expires in
+LiteLLM shortly after the lease, so it dies even if Vault never revokes it; renewing the lease
+extends it, and revoking the lease deletes it.";
+
+/// The `creds/<name>` path.
+pub fn path() -> Path<LiteLlm> {
+    Path::new("creds/{name}", FIELDS)
+        .operation(Operation::Read, handler(issue))
+        .operation(Operation::Update, handler(issue))
+        .help(SYNOPSIS, DESCRIPTION)
+}
+
+async fn issue(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+    let role_name = path_roles::role_name(&req.data)?.to_string();
+    let role = Role::load(&req.storage, &role_name)
+        .await?
+        .ok_or_else(|| Error::bad_request(format!("role {role_name:?} does not exist")))?;
+    let client = backend.client(&req.storage).await?;
+
+    let mut warnings = Vec::new();
+    let mut ttl_request = TtlRequest {
+        backend_ttl: role.ttl(),
+        backend_max_ttl: role.max_ttl(),
+        ..TtlRequest::default()
+    };
+    let limits = req.system.lease_limits().await?;
+    if let Some(asked) = req.data.duration("ttl").filter(|t| !t.is_zero()) {
+        let role_ttl = if role.ttl > 0 {
+            role.ttl()
+        } else {
+            limits.default_ttl
+        };
+        if asked > role_ttl {
+            warnings.push(format!(
+                "requested ttl of {:?} exceeds the role's ttl of {:?}; the role's ttl is used",
+                human_duration(asked),
+                human_duration(role_ttl)
+            ));
+        } else {
+            ttl_request.backend_ttl = asked;
+        }
+    }
+    let issued_at = SystemTime::now();
+    let calculated = calculate_ttl(limits, ttl_request, issued_at)
+        .map_err(|e| Error::bad_request(e.to_string()))?;
+    warnings.extend(calculated.warnings);
+    let ttl = calculated.ttl;
+
+    let alias = key_alias(&role.key_alias_prefix, &role_name);
+    let wal_id = wal::put(
+        &req.storage,
+        secret_key::WAL_KIND,
+        json!({ "key_alias": alias }),
+    )
+    .await?;
+
+    let generated = client
+        .generate(&generate_request(&req, &role_name, &role, &alias, ttl))
+        .await;
+    let generated = match generated {
+        Ok(generated) => generated,
+        Err(e) => {
+            // The key may exist even though the call failed (a timeout after LiteLLM acted):
+            // delete by alias now; if that fails too, the WAL entry lets rollback do it.
+            if client
+                .delete_aliases(std::slice::from_ref(&alias))
+                .await
+                .is_ok()
+            {
+                wal::delete(&req.storage, &wal_id).await?;
+            }
+            tracing::warn!(role = %role_name, key_alias = %alias, error = %e, "issuing a key failed");
+            return Err(Error::Upstream(format!(
+                "LiteLLM could not issue the key: {e}"
+            )));
+        }
+    };
+
+    let token_id = token_hash(&generated.key);
+    let key_expires = issued_at + ttl + secret_key::EXPIRY_BUFFER;
+    let data = json!({
+        "key": generated.key,
+        "key_alias": alias,
+        "token_id": token_id,
+        "models": role.models,
+        "max_budget": role.max_budget,
+        "expires": humantime::format_rfc3339_seconds(key_expires).to_string(),
+        "role": role_name,
+    });
+    let lease = LeaseOptions {
+        ttl,
+        max_ttl: role.max_ttl(),
+        renewable: true,
+        increment: Duration::ZERO,
+        issue_time: issued_at,
+    };
+    let internal = KeyLease {
+        role: role_name.clone(),
+        key_alias: alias.clone(),
+        token_id,
+    }
+    .to_internal_data();
+    let mut response = secret_key::secret_type().response(data, internal, lease);
+    response.warnings = warnings;
+
+    // The lease now accounts for the key. Should this delete fail, the request fails, no lease
+    // is created, and rollback deletes the key.
+    wal::delete(&req.storage, &wal_id).await?;
+    tracing::debug!(role = %role_name, key_alias = %alias, ttl_secs = ttl.as_secs(), "issued key");
+    Ok(Some(response))
+}
+
+/// `<prefix>-<role>-<12 hex digits>`: 48 random bits, because LiteLLM does not enforce alias
+/// uniqueness under concurrency and revoke/rollback rely on it.
+fn key_alias(prefix: &str, role: &str) -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{role}-{}", &random[..12])
+}
+
+fn generate_request(
+    req: &Request,
+    role_name: &str,
+    role: &Role,
+    alias: &str,
+    ttl: Duration,
+) -> GenerateKeyRequest {
+    let mut metadata: Map<String, Value> = role
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    for (key, value) in [
+        ("vault_role", role_name),
+        ("vault_mount", req.mount_point.as_str()),
+        ("vault_request_id", req.id.as_str()),
+        ("vault_entity_id", req.entity_id.as_str()),
+        ("vault_display_name", req.display_name.as_str()),
+    ] {
+        metadata.insert(key.to_string(), Value::String(value.to_string()));
+    }
+    GenerateKeyRequest {
+        key_alias: alias.to_string(),
+        duration: Some(duration_string((ttl + secret_key::EXPIRY_BUFFER).as_secs())),
+        models: role.models.clone(),
+        max_budget: role.max_budget,
+        budget_duration: role.budget_duration.clone(),
+        tpm_limit: role.tpm_limit,
+        rpm_limit: role.rpm_limit,
+        max_parallel_requests: role.max_parallel_requests,
+        team_id: role.team_id.clone(),
+        user_id: role.user_id.clone(),
+        metadata,
+        key_type: Some(role.key_type.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_are_prefixed_and_unique() {
+        let a = key_alias("vault", "dev");
+        let b = key_alias("vault", "dev");
+        assert_ne!(a, b);
+        let suffix = a.strip_prefix("vault-dev-").unwrap();
+        assert_eq!(suffix.len(), 12);
+        assert!(suffix.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+}

@@ -1,0 +1,477 @@
+//! `roles/<name>` and `roles/`: what a credential issued for a role may do in LiteLLM, and how
+//! long its lease lives.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::backend::LiteLlm;
+use crate::framework::{
+    DefaultValue, Error, Field, FieldData, FieldType, Operation, Path, Request, Response, Result,
+    Storage, existence_check, handler,
+};
+
+/// Storage prefix of role entries.
+pub const STORAGE_PREFIX: &str = "roles/";
+
+/// Metadata keys the engine stamps on every key; roles may not set them.
+pub const RESERVED_METADATA_PREFIX: &str = "vault_";
+
+const MAX_NAME_LEN: usize = 64;
+const MAX_PREFIX_LEN: usize = 32;
+
+static FIELDS: &[Field] = &[
+    Field::new("name", FieldType::String, "Name of the role.").required(),
+    Field::new(
+        "models",
+        FieldType::CommaStringSlice,
+        "Models the key may call; empty means all models the proxy allows.",
+    ),
+    Field::new(
+        "max_budget",
+        FieldType::Float,
+        "Maximum spend of each key, in USD; unset means no limit.",
+    ),
+    Field::new(
+        "budget_duration",
+        FieldType::String,
+        "Window after which a key's spend resets, in LiteLLM's format: e.g. 30s, 10m, 1h, 7d, 2w, 1mo, hourly, daily, weekly, monthly.",
+    ),
+    Field::new(
+        "tpm_limit",
+        FieldType::Int,
+        "Tokens per minute allowed to each key.",
+    ),
+    Field::new(
+        "rpm_limit",
+        FieldType::Int,
+        "Requests per minute allowed to each key.",
+    ),
+    Field::new(
+        "max_parallel_requests",
+        FieldType::Int,
+        "Concurrent requests allowed to each key.",
+    ),
+    Field::new(
+        "team_id",
+        FieldType::String,
+        "LiteLLM team the keys belong to.",
+    ),
+    Field::new(
+        "user_id",
+        FieldType::String,
+        "LiteLLM user the keys belong to.",
+    ),
+    Field::new(
+        "metadata",
+        FieldType::KeyValueMap,
+        "Metadata attached to each key (keys starting with vault_ are reserved).",
+    ),
+    Field::new(
+        "key_alias_prefix",
+        FieldType::String,
+        "Prefix of each key's alias: <prefix>-<role>-<random>.",
+    )
+    .default_value(DefaultValue::Str("vault")),
+    Field::new(
+        "key_type",
+        FieldType::String,
+        "LiteLLM key type: llm_api (LLM routes only, the default) or default.",
+    )
+    .default_value(DefaultValue::Str("llm_api")),
+    Field::new(
+        "ttl",
+        FieldType::Duration,
+        "Default lease TTL; 0 uses the mount's default.",
+    ),
+    Field::new(
+        "max_ttl",
+        FieldType::Duration,
+        "Maximum lease TTL; 0 uses the mount's maximum.",
+    ),
+];
+
+static LIST_FIELDS: &[Field] = &[];
+
+const SYNOPSIS: &str = "Manage the roles credentials are issued for.";
+const DESCRIPTION: &str = "\
+A role scopes the LiteLLM keys issued by creds/<name>: the models they may call, budget and
+rate limits, team and user, metadata, and the lease TTLs. Writes change only the fields given.
+Deleting a role does not revoke its leases; they stay revocable.";
+
+/// A stored role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Role {
+    /// Allowed models (empty = all).
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Spend limit per key.
+    pub max_budget: Option<f64>,
+    /// Spend reset window (LiteLLM format).
+    pub budget_duration: Option<String>,
+    /// Tokens per minute.
+    pub tpm_limit: Option<i64>,
+    /// Requests per minute.
+    pub rpm_limit: Option<i64>,
+    /// Concurrent requests.
+    pub max_parallel_requests: Option<i64>,
+    /// LiteLLM team.
+    pub team_id: Option<String>,
+    /// LiteLLM user.
+    pub user_id: Option<String>,
+    /// Extra key metadata.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Alias prefix.
+    pub key_alias_prefix: String,
+    /// LiteLLM key type.
+    pub key_type: String,
+    /// Lease TTL in seconds (0 = mount default).
+    pub ttl: u64,
+    /// Lease max TTL in seconds (0 = mount max).
+    pub max_ttl: u64,
+}
+
+impl Default for Role {
+    fn default() -> Role {
+        Role {
+            models: Vec::new(),
+            max_budget: None,
+            budget_duration: None,
+            tpm_limit: None,
+            rpm_limit: None,
+            max_parallel_requests: None,
+            team_id: None,
+            user_id: None,
+            metadata: BTreeMap::new(),
+            key_alias_prefix: "vault".to_string(),
+            key_type: "llm_api".to_string(),
+            ttl: 0,
+            max_ttl: 0,
+        }
+    }
+}
+
+impl Role {
+    /// Loads role `name`.
+    pub async fn load(storage: &Storage, name: &str) -> Result<Option<Role>> {
+        Ok(storage.get_json(&storage_key(name)).await?)
+    }
+
+    /// The lease TTL.
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.ttl)
+    }
+
+    /// The lease max TTL.
+    pub fn max_ttl(&self) -> Duration {
+        Duration::from_secs(self.max_ttl)
+    }
+
+    /// Applies the fields present in `d` (partial update), validating each.
+    fn apply(&mut self, d: &FieldData) -> Result<()> {
+        if let Some(models) = d.strings("models") {
+            self.models = models.to_vec();
+        }
+        if let Some(budget) = d.float("max_budget") {
+            if budget < 0.0 {
+                return Err(Error::bad_request("max_budget must be zero or more"));
+            }
+            self.max_budget = Some(budget);
+        }
+        if let Some(window) = d.str("budget_duration") {
+            let window = window.trim();
+            self.budget_duration = if window.is_empty() {
+                None
+            } else {
+                validate_budget_duration(window)?;
+                Some(window.to_string())
+            };
+        }
+        for (name, slot) in [
+            ("tpm_limit", &mut self.tpm_limit),
+            ("rpm_limit", &mut self.rpm_limit),
+            ("max_parallel_requests", &mut self.max_parallel_requests),
+        ] {
+            if let Some(limit) = d.int(name) {
+                if limit < 0 {
+                    return Err(Error::bad_request(format!("{name} must be zero or more")));
+                }
+                *slot = Some(limit);
+            }
+        }
+        for (name, slot) in [
+            ("team_id", &mut self.team_id),
+            ("user_id", &mut self.user_id),
+        ] {
+            if let Some(id) = d.str(name) {
+                let id = id.trim();
+                *slot = (!id.is_empty()).then(|| id.to_string());
+            }
+        }
+        if let Some(metadata) = d.map("metadata") {
+            if let Some(reserved) = metadata
+                .keys()
+                .find(|k| k.starts_with(RESERVED_METADATA_PREFIX))
+            {
+                return Err(Error::bad_request(format!(
+                    "metadata key {reserved:?} is reserved: keys starting with {RESERVED_METADATA_PREFIX:?} are set by the engine"
+                )));
+            }
+            self.metadata = metadata.clone();
+        }
+        if let Some(prefix) = d.str("key_alias_prefix") {
+            validate_alias_prefix(prefix)?;
+            self.key_alias_prefix = prefix.to_string();
+        }
+        if let Some(key_type) = d.str("key_type") {
+            if !matches!(key_type, "llm_api" | "default") {
+                return Err(Error::bad_request(format!(
+                    "key_type must be llm_api or default, not {key_type:?}"
+                )));
+            }
+            self.key_type = key_type.to_string();
+        }
+        if let Some(ttl) = d.duration("ttl") {
+            self.ttl = ttl.as_secs();
+        }
+        if let Some(max_ttl) = d.duration("max_ttl") {
+            self.max_ttl = max_ttl.as_secs();
+        }
+        if self.ttl > 0 && self.max_ttl > 0 && self.ttl > self.max_ttl {
+            return Err(Error::bad_request(format!(
+                "ttl ({}s) must not be greater than max_ttl ({}s)",
+                self.ttl, self.max_ttl
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Storage key of role `name`.
+pub fn storage_key(name: &str) -> String {
+    format!("{STORAGE_PREFIX}{name}")
+}
+
+/// The `roles/<name>` and `roles/` paths.
+pub fn paths() -> Vec<Path<LiteLlm>> {
+    vec![
+        Path::new("roles/", LIST_FIELDS)
+            .operation(Operation::List, handler(list))
+            .help("List the roles.", "Lists the names of all roles."),
+        Path::new("roles/{name}", FIELDS)
+            .operation(Operation::Read, handler(read))
+            .operation(Operation::Create, handler(write))
+            .operation(Operation::Update, handler(write))
+            .operation(Operation::Delete, handler(delete))
+            .existence(existence_check(exists))
+            .help(SYNOPSIS, DESCRIPTION),
+    ]
+}
+
+/// The role name from the path, checked.
+pub fn role_name(d: &FieldData) -> Result<&str> {
+    let name = d.str("name").unwrap_or_default();
+    validate_name(name)?;
+    Ok(name)
+}
+
+async fn exists(_: Arc<LiteLlm>, req: Request) -> Result<bool> {
+    let name = role_name(&req.data)?;
+    Ok(req.storage.get(&storage_key(name)).await?.is_some())
+}
+
+async fn list(_: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+    Ok(Some(Response::list(
+        req.storage.list(STORAGE_PREFIX).await?,
+    )))
+}
+
+async fn read(_: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+    let name = role_name(&req.data)?;
+    let Some(role) = Role::load(&req.storage, name).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Response::data(json!({
+        "models": role.models,
+        "max_budget": role.max_budget,
+        "budget_duration": role.budget_duration,
+        "tpm_limit": role.tpm_limit,
+        "rpm_limit": role.rpm_limit,
+        "max_parallel_requests": role.max_parallel_requests,
+        "team_id": role.team_id,
+        "user_id": role.user_id,
+        "metadata": role.metadata,
+        "key_alias_prefix": role.key_alias_prefix,
+        "key_type": role.key_type,
+        "ttl": role.ttl,
+        "max_ttl": role.max_ttl,
+    }))))
+}
+
+async fn write(_: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+    let name = role_name(&req.data)?;
+    let mut role = Role::load(&req.storage, name).await?.unwrap_or_default();
+    role.apply(&req.data)?;
+    req.storage
+        .put_json(&storage_key(name), &role, false)
+        .await?;
+    Ok(None)
+}
+
+async fn delete(_: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+    let name = role_name(&req.data)?;
+    req.storage.delete(&storage_key(name)).await?;
+    Ok(None)
+}
+
+/// `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 64 characters.
+fn validate_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let valid = name.len() <= MAX_NAME_LEN
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::bad_request(format!(
+            "name {name:?} is invalid: use 1 to {MAX_NAME_LEN} letters, digits, '_', '.' or '-', starting with a letter or digit"
+        )))
+    }
+}
+
+/// `[A-Za-z0-9_-]`, 1 to 32 characters.
+fn validate_alias_prefix(prefix: &str) -> Result<()> {
+    let valid = !prefix.is_empty()
+        && prefix.len() <= MAX_PREFIX_LEN
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::bad_request(format!(
+            "key_alias_prefix {prefix:?} is invalid: use 1 to {MAX_PREFIX_LEN} letters, digits, '_' or '-'"
+        )))
+    }
+}
+
+/// Accepts exactly what LiteLLM parses without surprises: `<n><unit>` with unit s, m, h, d, w
+/// or mo, or the words hourly, daily, weekly, monthly. LiteLLM itself silently ignores trailing
+/// text ("1h30m" means one hour) and fails on bare numbers, so both are refused here.
+fn validate_budget_duration(window: &str) -> Result<()> {
+    if matches!(window, "hourly" | "daily" | "weekly" | "monthly") {
+        return Ok(());
+    }
+    let digits = window.chars().take_while(char::is_ascii_digit).count();
+    let unit = &window[digits..];
+    let number_ok = digits > 0 && window[..digits].parse::<u32>().is_ok_and(|n| n > 0);
+    if number_ok && matches!(unit, "s" | "m" | "h" | "d" | "w" | "mo") {
+        Ok(())
+    } else {
+        Err(Error::bad_request(format!(
+            "budget_duration {window:?} is invalid: use <number><unit> with unit s, m, h, d, w or mo (e.g. 30d, 1mo), or hourly, daily, weekly, monthly"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, Value};
+
+    use super::*;
+
+    fn data(pairs: Value) -> FieldData {
+        let Value::Object(map) = pairs else {
+            panic!("object expected")
+        };
+        FieldData::parse(FIELDS, map).unwrap()
+    }
+
+    #[test]
+    fn names_follow_the_documented_pattern() {
+        for good in ["a", "dev", "team-a.prod_1", "9lives", &"x".repeat(64)] {
+            assert!(validate_name(good).is_ok(), "{good:?} refused");
+        }
+        for bad in ["", "-a", ".a", "_a", "a/b", "a b", "ä", &"x".repeat(65)] {
+            assert!(validate_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn alias_prefixes_are_short_and_plain() {
+        assert!(validate_alias_prefix("vault").is_ok());
+        assert!(validate_alias_prefix("ci_bot-2").is_ok());
+        for bad in ["", "a.b", "a b", &"p".repeat(33)] {
+            assert!(validate_alias_prefix(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn budget_durations_match_litellm_without_its_surprises() {
+        for good in ["30s", "10m", "1h", "30d", "2w", "1mo", "daily", "monthly"] {
+            assert!(validate_budget_duration(good).is_ok(), "{good:?} refused");
+        }
+        for bad in ["", "30", "1h30m", "zz", "0d", "-1d", "1y", "d", "1 d"] {
+            assert!(validate_budget_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn partial_updates_keep_other_fields() {
+        let mut role = Role::default();
+        role.apply(&data(
+            json!({"models": "a,b", "max_budget": "2.5", "ttl": "5m", "max_ttl": "1h"}),
+        ))
+        .unwrap();
+        role.apply(&data(json!({"rpm_limit": 10}))).unwrap();
+        assert_eq!(role.models, ["a", "b"]);
+        assert_eq!(role.max_budget, Some(2.5));
+        assert_eq!((role.ttl, role.max_ttl), (300, 3600));
+        assert_eq!(role.rpm_limit, Some(10));
+        assert_eq!(role.key_type, "llm_api");
+        assert_eq!(role.key_alias_prefix, "vault");
+    }
+
+    #[test]
+    fn invalid_values_are_refused_with_the_field_name() {
+        let cases = [
+            (json!({"max_budget": -1}), "max_budget"),
+            (json!({"tpm_limit": -5}), "tpm_limit"),
+            (json!({"ttl": "2h", "max_ttl": "1h"}), "ttl"),
+            (json!({"key_type": "management"}), "key_type"),
+            (json!({"key_alias_prefix": "a.b"}), "key_alias_prefix"),
+            (json!({"budget_duration": "1h30m"}), "budget_duration"),
+            (json!({"metadata": {"vault_role": "x"}}), "vault_role"),
+        ];
+        for (input, field) in cases {
+            let err = Role::default()
+                .apply(&data(input.clone()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(field), "{input}: {err}");
+        }
+        // Type errors are caught by the field schema.
+        let err = FieldData::parse(
+            FIELDS,
+            Map::from_iter([("rpm_limit".to_string(), json!("many"))]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("rpm_limit"));
+    }
+
+    #[test]
+    fn ttl_rule_applies_to_the_merged_role() {
+        let mut role = Role::default();
+        role.apply(&data(json!({"ttl": "10m", "max_ttl": "1h"})))
+            .unwrap();
+        assert!(role.apply(&data(json!({"max_ttl": "5m"}))).is_err());
+        // Unset (0) max_ttl puts no bound on ttl.
+        role.apply(&data(json!({"max_ttl": 0, "ttl": "2h"})))
+            .unwrap();
+        assert_eq!((role.ttl, role.max_ttl), (7200, 0));
+    }
+}

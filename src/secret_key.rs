@@ -1,0 +1,167 @@
+//! The `litellm_key` secret: renew extends the key's expiry in LiteLLM, revoke deletes it.
+//!
+//! A lease's internal data holds only what renew and revoke need — the role, the alias and the
+//! key's hash — never the key itself.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::backend::LiteLlm;
+use crate::client::Deleted;
+use crate::framework::lease::{TtlRequest, calculate_ttl};
+use crate::framework::{
+    Error, LeaseOptions, Request, Response, Result, SecretType, WalEntry, handler,
+};
+use crate::path_roles::Role;
+
+/// Secret type name stored in each lease.
+pub const SECRET_TYPE: &str = "litellm_key";
+
+/// WAL kind guarding a key between `/key/generate` and its lease.
+pub const WAL_KIND: &str = "litellm_key";
+
+/// LiteLLM's own expiry is this much later than the lease's, so the key never dies before
+/// its lease, yet dies on its own soon after if Vault never revokes it.
+pub const EXPIRY_BUFFER: Duration = Duration::from_secs(5);
+
+/// After this long a WAL entry is dropped with a warning, so one that can never be undone does
+/// not retry forever (the key has long expired in LiteLLM by then anyway).
+pub const WAL_GIVE_UP_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// What a lease remembers about its key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyLease {
+    /// The role the key was issued for.
+    pub role: String,
+    /// The key's alias in LiteLLM.
+    pub key_alias: String,
+    /// SHA-256 of the key: LiteLLM's identifier for it.
+    pub token_id: String,
+}
+
+impl KeyLease {
+    /// As lease internal data.
+    pub fn to_internal_data(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
+    }
+
+    fn from_request(req: &Request) -> Result<(KeyLease, LeaseOptions)> {
+        let secret = req
+            .secret
+            .as_ref()
+            .ok_or_else(|| Error::bad_request("request carries no lease"))?;
+        let lease = serde_json::from_value(Value::Object(secret.internal_data.clone()))
+            .map_err(|e| Error::Internal(format!("lease internal data is unreadable: {e}")))?;
+        Ok((lease, secret.lease))
+    }
+}
+
+/// The secret type, with its renew and revoke handlers.
+pub fn secret_type() -> SecretType<LiteLlm> {
+    SecretType {
+        name: SECRET_TYPE,
+        renew: Some(handler(renew)),
+        revoke: handler(revoke),
+    }
+}
+
+async fn renew(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+    let (key, options) = KeyLease::from_request(&req)?;
+    let role = Role::load(&req.storage, &key.role).await?.ok_or_else(|| {
+        Error::bad_request(format!(
+            "role {:?} was deleted, so this lease cannot be renewed (it can still be revoked)",
+            key.role
+        ))
+    })?;
+    let limits = req.system.lease_limits().await?;
+    let ttl_request = TtlRequest {
+        increment: options.increment,
+        backend_ttl: role.ttl(),
+        backend_max_ttl: role.max_ttl(),
+        start_time: Some(options.issue_time),
+        ..TtlRequest::default()
+    };
+    let calculated = calculate_ttl(limits, ttl_request, SystemTime::now())
+        .map_err(|e| Error::bad_request(e.to_string()))?;
+    let client = backend.client(&req.storage).await?;
+    client
+        .extend(&key.token_id, (calculated.ttl + EXPIRY_BUFFER).as_secs())
+        .await
+        .map_err(|e| {
+            Error::Upstream(format!(
+                "LiteLLM could not extend key {}: {e}",
+                key.key_alias
+            ))
+        })?;
+    let Some(mut secret) = req.secret else {
+        return Err(Error::bad_request("request carries no lease"));
+    };
+    secret.lease = LeaseOptions {
+        ttl: calculated.ttl,
+        max_ttl: role.max_ttl(),
+        renewable: true,
+        ..options
+    };
+    Ok(Some(Response {
+        data: None,
+        warnings: calculated.warnings,
+        secret: Some(secret),
+    }))
+}
+
+async fn revoke(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+    let (key, _) = KeyLease::from_request(&req)?;
+    let client = backend.client(&req.storage).await?;
+    match client
+        .delete_keys(std::slice::from_ref(&key.token_id))
+        .await
+    {
+        Ok(Deleted::Some) => tracing::debug!(key_alias = %key.key_alias, "revoked key"),
+        // Already gone: expired and cleaned up, or deleted by an operator.
+        Ok(Deleted::NoneFound) => {
+            tracing::info!(key_alias = %key.key_alias, "key was already deleted in LiteLLM")
+        }
+        Err(e) => {
+            return Err(Error::Upstream(format!(
+                "LiteLLM could not delete key {}: {e} (Vault will retry)",
+                key.key_alias
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Undoes an issue that never reached its lease: deletes the key by alias.
+pub async fn rollback(backend: Arc<LiteLlm>, req: Request, entry: WalEntry) -> Result<()> {
+    if entry.kind != WAL_KIND {
+        tracing::warn!(kind = %entry.kind, "dropping WAL entry of unknown kind");
+        return Ok(());
+    }
+    let alias = entry
+        .data
+        .get("key_alias")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if alias.is_empty() {
+        tracing::warn!("dropping WAL entry without a key alias");
+        return Ok(());
+    }
+    if entry.age(SystemTime::now()) > WAL_GIVE_UP_AGE {
+        tracing::warn!(key_alias = %alias, "giving up rolling back a key after 24h; it may still exist in LiteLLM until it expires");
+        return Ok(());
+    }
+    let client = backend.client(&req.storage).await?;
+    client
+        .delete_aliases(std::slice::from_ref(&alias))
+        .await
+        .map_err(|e| Error::Upstream(format!("rollback of key {alias}: {e}")))?;
+    tracing::info!(key_alias = %alias, "rolled back a key whose issue did not complete");
+    Ok(())
+}

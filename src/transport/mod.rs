@@ -1,0 +1,195 @@
+//! The go-plugin transport: how Vault/OpenBao launches this process and talks to it.
+//!
+//! [`serve`] checks the launch environment ([`handshake`]), creates a fresh mutual-TLS identity
+//! ([`tls`]), listens on a Unix socket, serves the gRPC services the host calls
+//! ([`backend_server`], [`broker`], [`services`]) and prints the handshake line. Logs go to
+//! stderr in hclog's JSON format ([`log`]).
+
+pub mod backend_server;
+pub mod broker;
+pub mod handshake;
+pub mod log;
+pub mod services;
+pub mod tls;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixListener;
+use tokio::sync::{Notify, mpsc};
+use tokio_rustls::TlsAcceptor;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Server;
+
+use self::backend_server::{BackendService, Factory};
+use self::broker::{Broker, BrokerService};
+use self::handshake::LaunchEnv;
+use self::services::{Controller, Multiplexing, Stdio, Version};
+use self::tls::PluginIdentity;
+use crate::proto::logical::plugin_version_server::PluginVersionServer;
+use crate::proto::pb::backend_server::BackendServer;
+use crate::proto::plugin::grpc_broker_server::GrpcBrokerServer;
+use crate::proto::plugin::grpc_controller_server::GrpcControllerServer;
+use crate::proto::plugin::grpc_stdio_server::GrpcStdioServer;
+use crate::proto::pluginutil::multiplexing::plugin_multiplexing_server::PluginMultiplexingServer;
+
+/// A TLS handshake that takes longer than this is dropped (it is a local socket).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often we check that the host is still our parent.
+const PARENT_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Serves backends built by `factory` to the host that launched this process, until the host
+/// asks us to stop. Returns the process exit code.
+pub fn serve<S: Send + Sync + 'static>(factory: Factory<S>) -> ExitCode {
+    let launch = match LaunchEnv::from_env() {
+        Ok(launch) => launch,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    log::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(launch, factory)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "plugin failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Removes the socket file when the server stops, however it stops.
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn run<S: Send + Sync + 'static>(
+    launch: LaunchEnv,
+    factory: Factory<S>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let identity = PluginIdentity::generate()?;
+    let host_cert = tls::parse_host_cert(&launch.client_cert_pem)?;
+    let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(&identity, host_cert.clone())?));
+    let dial_tls = Arc::new(tls::client_config(&identity, host_cert)?);
+
+    let socket = SocketFile(socket_path(&launch.socket_dir));
+    let listener = UnixListener::bind(&socket.0)?;
+
+    // Accept connections and complete TLS off the accept loop, so one slow peer cannot stall it.
+    let (conn_tx, conn_rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            let conn_tx = conn_tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = conn_tx.send(Ok::<_, std::io::Error>(tls)).await;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "rejected a connection: TLS handshake failed")
+                    }
+                    Err(_) => tracing::warn!("rejected a connection: TLS handshake timed out"),
+                }
+            });
+        }
+    });
+
+    let shutdown = Arc::new(Notify::new());
+    let broker = Arc::new(Broker::default());
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("plugin", tonic_health::ServingStatus::Serving)
+        .await;
+    let backend = BackendService::new(factory, broker.clone(), dial_tls);
+
+    let router = Server::builder()
+        .add_service(
+            BackendServer::new(backend)
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(GrpcBrokerServer::new(BrokerService(broker)))
+        .add_service(GrpcControllerServer::new(Controller(shutdown.clone())))
+        .add_service(GrpcStdioServer::new(Stdio))
+        .add_service(PluginVersionServer::new(Version))
+        .add_service(PluginMultiplexingServer::new(Multiplexing))
+        .add_service(health_service);
+    let server = tokio::spawn(router.serve_with_incoming(ReceiverStream::new(conn_rx)));
+
+    // The handshake line is the first and only thing we ever print on stdout.
+    let line = handshake::handshake_line(&socket.0.to_string_lossy(), identity.cert.as_ref());
+    let mut stdout = tokio::io::stdout();
+    stdout.write_all(line.as_bytes()).await?;
+    stdout.flush().await?;
+    tracing::debug!(socket = %socket.0.display(), version = services::PLUGIN_VERSION, "plugin serving");
+
+    tokio::select! {
+        _ = shutdown.notified() => tracing::debug!("shutting down"),
+        _ = terminate_signal() => tracing::info!("terminated by signal"),
+        _ = parent_gone() => tracing::warn!("the host process is gone; exiting"),
+        result = server => {
+            result??;
+            return Err("gRPC server stopped unexpectedly".into());
+        }
+    }
+    // Let the Shutdown reply reach the host before the process goes away.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    Ok(())
+}
+
+/// A fresh socket path in `dir`, like go-plugin's `plugin<random>`.
+fn socket_path(dir: &Path) -> PathBuf {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    dir.join(format!("plugin{}", &id[..10]))
+}
+
+/// Resolves on SIGTERM. SIGINT is swallowed: Ctrl-C in the host's terminal reaches the whole
+/// process group, and the host decides when its plugins stop.
+async fn terminate_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => tracing::debug!("ignoring SIGINT"),
+        }
+    }
+}
+
+/// Resolves when our parent changes: the host died without stopping us (it would leak us).
+async fn parent_gone() {
+    let parent = std::os::unix::process::parent_id();
+    loop {
+        tokio::time::sleep(PARENT_CHECK_INTERVAL).await;
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
+    }
+}
