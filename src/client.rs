@@ -123,7 +123,8 @@ pub enum ApiError {
         after: Duration,
     },
     /// The connection was closed after the request was sent but before a response arrived,
-    /// so the request may or may not have been carried out.
+    /// so the request may or may not have been carried out. Operations that are safe to
+    /// repeat (all but generate) have already been retried once when this is returned.
     #[error("LiteLLM {op} failed: connection closed before a response was received ({reason})")]
     Disconnected {
         /// The route that was being called.
@@ -451,7 +452,7 @@ impl Client {
         let req = self
             .request(Method::GET, OP_LIST)
             .query(&[("page", "1"), ("size", "1")]);
-        let (status, body) = self.exchange(OP_LIST, req).await?;
+        let (status, body) = self.exchange(OP_LIST, req, Retry::Once).await?;
         let obj = self.expect_success(OP_LIST, status, &body)?;
         if !obj.get("keys").is_some_and(Value::is_array) {
             return Err(invalid(OP_LIST, "missing `keys` list"));
@@ -465,7 +466,7 @@ impl Client {
     /// key may exist without the caller knowing its secret: clean up by alias.
     pub async fn generate(&self, req: &GenerateKeyRequest) -> Result<GeneratedKey, ApiError> {
         let rb = self.request(Method::POST, OP_GENERATE).json(req);
-        let (status, body) = self.exchange(OP_GENERATE, rb).await?;
+        let (status, body) = self.exchange(OP_GENERATE, rb, Retry::Never).await?;
         let obj = self.expect_success(OP_GENERATE, status, &body)?;
         let key = match obj.get("key") {
             Some(Value::String(k)) if !k.is_empty() => k.clone(),
@@ -503,7 +504,7 @@ impl Client {
             "duration": duration_string(duration_secs),
         });
         let rb = self.request(Method::POST, OP_UPDATE).json(&body);
-        let (status, body) = self.exchange(OP_UPDATE, rb).await?;
+        let (status, body) = self.exchange(OP_UPDATE, rb, Retry::Once).await?;
         let obj = self.expect_success(OP_UPDATE, status, &body)?;
         match obj.get("expires") {
             Some(Value::String(s)) => match parse_timestamp(s) {
@@ -541,7 +542,7 @@ impl Client {
 
     async fn delete(&self, body: Value) -> Result<Deleted, ApiError> {
         let rb = self.request(Method::POST, OP_DELETE).json(&body);
-        let (status, body) = self.exchange(OP_DELETE, rb).await?;
+        let (status, body) = self.exchange(OP_DELETE, rb, Retry::Once).await?;
         if status == StatusCode::NOT_FOUND
             && litellm_message(&body).is_some_and(|m| m.contains("No keys found"))
         {
@@ -560,7 +561,7 @@ impl Client {
         let rb = self
             .request(Method::GET, OP_INFO)
             .query(&[("key", token_hash)]);
-        let (status, body) = self.exchange(OP_INFO, rb).await?;
+        let (status, body) = self.exchange(OP_INFO, rb, Retry::Once).await?;
         if status == StatusCode::NOT_FOUND
             && litellm_error_type(&body).as_deref() == Some("not_found_error")
         {
@@ -594,7 +595,7 @@ impl Client {
                 query.push(("substring_matching", "true"));
             }
             let rb = self.request(Method::GET, OP_LIST).query(&query);
-            let (status, body) = self.exchange(OP_LIST, rb).await?;
+            let (status, body) = self.exchange(OP_LIST, rb, Retry::Once).await?;
             let obj = self.expect_success(OP_LIST, status, &body)?;
             let Some(Value::Array(keys)) = obj.get("keys") else {
                 return Err(invalid(OP_LIST, "missing `keys` list"));
@@ -635,9 +636,34 @@ impl Client {
         &self,
         op: &'static str,
         rb: reqwest::RequestBuilder,
+        retry: Retry,
     ) -> Result<(StatusCode, Vec<u8>), ApiError> {
         let started = std::time::Instant::now();
-        let mut resp = rb.send().await.map_err(|e| self.transport_error(op, &e))?;
+        let again = match retry {
+            Retry::Once => rb.try_clone(),
+            Retry::Never => None,
+        };
+        let mut resp = match rb.send().await {
+            Ok(resp) => resp,
+            Err(e) => match (self.transport_error(op, &e), again) {
+                // uvicorn closes a keep-alive connection after some error answers without
+                // saying so, and a request sent on it at that moment dies unanswered. One
+                // immediate retry (on a new connection) absorbs that race for operations
+                // that are safe to repeat.
+                (ApiError::Disconnected { reason, .. }, Some(again)) => {
+                    tracing::debug!(
+                        op,
+                        reason,
+                        "LiteLLM connection closed under the request; retrying once"
+                    );
+                    again
+                        .send()
+                        .await
+                        .map_err(|e| self.transport_error(op, &e))?
+                }
+                (err, _) => return Err(err),
+            },
+        };
         let status = resp.status();
         let body = self.read_body(&mut resp).await;
         tracing::debug!(
@@ -763,6 +789,14 @@ impl Client {
     fn redacted(&self, text: &str) -> String {
         redact(text, &[self.inner.master_key.as_str()])
     }
+}
+
+/// Whether a request may be sent again after the connection died under it. Generate is
+/// not: the first attempt may have created a key, and a second would create another.
+#[derive(Clone, Copy)]
+enum Retry {
+    Once,
+    Never,
 }
 
 enum BodyError {

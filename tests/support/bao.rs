@@ -413,7 +413,7 @@ impl DevServerOptions {
 // DevServer
 // ---------------------------------------------------------------------------------------------
 
-/// One `bao server` process (dev mode, or file storage with `persistent`), its temp dirs and
+/// One `bao server` process (dev mode, or raft storage with `persistent`), its temp dirs and
 /// its plugin dir. Dropping it stops the server and every plugin process it started.
 pub struct DevServer {
     child: Option<Child>,

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -225,12 +225,17 @@ impl FakeLiteLlm {
         socket.bind(self.addr)?;
         let listener = socket.listen(1024)?;
         self.addr = listener.local_addr()?;
-        let app = Router::new().fallback(handle).with_state(self.shared.clone());
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(self.shared.clone());
         let listener = FakeListener {
             inner: listener,
             shared: self.shared.clone(),
         };
-        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<ConnHandle>());
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<ConnHandle>(),
+        );
         self.server = Some(tokio::spawn(async move {
             let _ = serve.await;
         }));
@@ -279,7 +284,13 @@ impl FakeLiteLlm {
         if fault == Fault::None {
             faults.remove(&op);
         } else {
-            faults.insert(op, FaultSlot { fault, remaining: None });
+            faults.insert(
+                op,
+                FaultSlot {
+                    fault,
+                    remaining: None,
+                },
+            );
         }
     }
 
@@ -289,10 +300,13 @@ impl FakeLiteLlm {
         if n == 0 || fault == Fault::None {
             faults.remove(&op);
         } else {
-            faults.insert(op, FaultSlot {
-                fault,
-                remaining: Some(n),
-            });
+            faults.insert(
+                op,
+                FaultSlot {
+                    fault,
+                    remaining: Some(n),
+                },
+            );
         }
     }
 
@@ -379,7 +393,11 @@ impl Shared {
     /// The fault for this request, consuming one use of a counted fault.
     fn take_fault(&self, op: Op) -> Fault {
         let mut faults = self.faults();
-        let slot_op = if faults.contains_key(&op) { op } else { Op::Any };
+        let slot_op = if faults.contains_key(&op) {
+            op
+        } else {
+            Op::Any
+        };
         let Some(slot) = faults.get_mut(&slot_op) else {
             return Fault::None;
         };
@@ -404,16 +422,32 @@ impl Shared {
 // === connections: a listener whose sockets the fake can cut ===
 
 /// Per-connection kill switch, reachable from handlers (for `Reset`) and from `stop()`.
-#[derive(Default)]
 struct ConnCtl {
     killed: AtomicBool,
     read_waker: Mutex<Option<Waker>>,
+    /// For `Truncated`: how many bytes of the next response body may go out before the
+    /// connection is cut (`usize::MAX` = no limit).
+    truncate_body_to: AtomicUsize,
+}
+
+impl Default for ConnCtl {
+    fn default() -> Self {
+        Self {
+            killed: AtomicBool::new(false),
+            read_waker: Mutex::new(None),
+            truncate_body_to: AtomicUsize::new(usize::MAX),
+        }
+    }
 }
 
 impl ConnCtl {
     fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
-        let waker = self.read_waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let waker = self
+            .read_waker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         // Wakes hyper's idle read so it sees end-of-stream and closes the socket now.
         if let Some(w) = waker {
             w.wake();
@@ -443,7 +477,14 @@ impl axum::serve::Listener for FakeListener {
                     let mut conns = self.shared.conns.lock().unwrap_or_else(|e| e.into_inner());
                     conns.retain(|c| c.strong_count() > 0);
                     conns.push(Arc::downgrade(&ctl));
-                    return (FakeConn { stream, ctl }, addr);
+                    return (
+                        FakeConn {
+                            stream,
+                            ctl,
+                            cut: None,
+                        },
+                        addr,
+                    );
                 }
                 // E.g. out of file descriptors under a benchmark: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
@@ -460,20 +501,51 @@ impl axum::serve::Listener for FakeListener {
 struct FakeConn {
     stream: TcpStream,
     ctl: Arc<ConnCtl>,
+    /// Bytes still allowed out before a truncation cut, once the cut point is known.
+    cut: Option<usize>,
+}
+
+impl FakeConn {
+    /// How much of `buf` may be written now, arming a truncation cut when the response's
+    /// header block ends inside `buf` (hyper writes each header block in one buffer).
+    fn allowance(&mut self, buf: &[u8]) -> usize {
+        if self.cut.is_none() {
+            let body_limit = self.ctl.truncate_body_to.load(Ordering::SeqCst);
+            if body_limit == usize::MAX {
+                return buf.len();
+            }
+            match buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                Some(i) => self.cut = Some(i + 4 + body_limit),
+                None => return buf.len(),
+            }
+        }
+        self.cut.map_or(buf.len(), |rem| rem.min(buf.len()))
+    }
 }
 
 fn killed_error() -> io::Error {
-    io::Error::new(io::ErrorKind::ConnectionReset, "connection cut by FakeLiteLlm")
+    io::Error::new(
+        io::ErrorKind::ConnectionReset,
+        "connection cut by FakeLiteLlm",
+    )
 }
 
 impl AsyncRead for FakeConn {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.ctl.is_killed() {
             return Poll::Ready(Ok(()));
         }
         {
-            let mut slot = this.ctl.read_waker.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slot = this
+                .ctl
+                .read_waker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 *slot = Some(cx.waker().clone());
             }
@@ -487,12 +559,29 @@ impl AsyncRead for FakeConn {
 }
 
 impl AsyncWrite for FakeConn {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.ctl.is_killed() {
             return Poll::Ready(Err(killed_error()));
         }
-        Pin::new(&mut this.stream).poll_write(cx, buf)
+        let allowed = this.allowance(buf);
+        if allowed == 0 && !buf.is_empty() {
+            this.ctl.kill();
+            return Poll::Ready(Err(killed_error()));
+        }
+        let written = Pin::new(&mut this.stream).poll_write(cx, &buf[..allowed]);
+        if let (Poll::Ready(Ok(n)), Some(rem)) = (&written, this.cut.as_mut()) {
+            *rem = rem.saturating_sub(*n);
+            if *rem == 0 {
+                // Everything allowed is out: close, leaving the client short of Content-Length.
+                this.ctl.kill();
+            }
+        }
+        written
     }
 
     fn poll_write_vectored(
@@ -500,6 +589,14 @@ impl AsyncWrite for FakeConn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.ctl.truncate_body_to.load(Ordering::SeqCst) != usize::MAX {
+            // Truncation needs byte-exact accounting: write one slice at a time.
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            return self.poll_write(cx, first);
+        }
         let this = self.get_mut();
         if this.ctl.is_killed() {
             return Poll::Ready(Err(killed_error()));
@@ -561,11 +658,16 @@ async fn handle(
         "/key/list" => (Op::List, Method::GET),
         "/key/block" | "/key/unblock" => (Op::Block, Method::POST),
         "/v1/models" | "/models" => (Op::Models, Method::GET),
-        "/health/liveliness" | "/health/liveness" | "/health/readiness" => (Op::Health, Method::GET),
+        "/health/liveliness" | "/health/liveness" | "/health/readiness" => {
+            (Op::Health, Method::GET)
+        }
         _ => return json_response(StatusCode::NOT_FOUND, &json!({"detail": "Not Found"})),
     };
     if method != allowed {
-        return json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"detail": "Method Not Allowed"}));
+        return json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({"detail": "Method Not Allowed"}),
+        );
     }
     shared.count(op);
 
@@ -575,7 +677,12 @@ async fn handle(
             let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return json_response(
                 status,
-                &litellm_error(status, "fault injected by FakeLiteLlm", "internal_server_error", Value::Null),
+                &litellm_error(
+                    status,
+                    "fault injected by FakeLiteLlm",
+                    "internal_server_error",
+                    Value::Null,
+                ),
             );
         }
         Fault::Body { status, body } => {
@@ -615,16 +722,32 @@ async fn handle(
             return raw_response(StatusCode::OK, "text/plain", String::new());
         }
         Fault::Truncated => {
+            // The connection lets half of the body out, then closes under the full
+            // Content-Length.
             let full = value.to_string();
-            let half = full.len() / 2;
-            let mut resp = raw_response(status, "application/json", full.get(..half).unwrap_or_default().to_owned());
-            // Promise the whole body, deliver half: hyper then closes the connection early.
-            resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(full.len()));
-            return resp;
+            conn.0
+                .truncate_body_to
+                .store(full.len() / 2, Ordering::SeqCst);
+            return raw_response(status, "application/json", full);
         }
         _ => {}
     }
+    if is_unhandled_exception(status, &value) {
+        // uvicorn drops the keep-alive connection after an unhandled exception's 500, without
+        // a `Connection: close`; a client that reuses it at once gets a reset.
+        conn.0
+            .truncate_body_to
+            .store(value.to_string().len(), Ordering::SeqCst);
+    }
     json_response(status, &value)
+}
+
+fn unhandled_exception() -> Value {
+    json!({"error": {"message": "Internal server error", "type": "internal_server_error"}})
+}
+
+fn is_unhandled_exception(status: StatusCode, value: &Value) -> bool {
+    status == StatusCode::INTERNAL_SERVER_ERROR && *value == unhandled_exception()
 }
 
 fn route(
@@ -655,7 +778,10 @@ fn route(
 
 fn health(path: &str) -> Reply {
     if path == "/health/readiness" {
-        (StatusCode::OK, json!({"status": "healthy", "db": "connected"}))
+        (
+            StatusCode::OK,
+            json!({"status": "healthy", "db": "connected"}),
+        )
     } else {
         (StatusCode::OK, json!("I'm alive!"))
     }
@@ -663,7 +789,12 @@ fn health(path: &str) -> Reply {
 
 /// LiteLLM's `user_api_key_auth`, for the cases the plugin can meet.
 fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Reply> {
-    let header_str = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let header_str = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     let strip_bearer = |v: &str| -> Option<String> {
         let lower = v.to_ascii_lowercase();
         ["bearer ", "basic "]
@@ -689,12 +820,22 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Reply> {
         String::new()
     };
     if presented.is_empty() {
-        return Err(auth_error("Authentication Error, No api key passed in.", "auth_error", "None"));
+        return Err(auth_error(
+            "Authentication Error, No api key passed in.",
+            "auth_error",
+            "None",
+        ));
     }
     if presented == shared.master_key {
         return Ok(Caller::Master);
     }
-    let invalid = || auth_error("Authentication Error, Invalid API key provided.", "token_not_found_in_db", "key");
+    let invalid = || {
+        auth_error(
+            "Authentication Error, Invalid API key provided.",
+            "token_not_found_in_db",
+            "key",
+        )
+    };
     if !presented.starts_with("sk-") {
         return Err(invalid());
     }
@@ -716,7 +857,12 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Reply> {
             py_datetime(expires),
             py_datetime(now)
         );
-        let param = format!("sk-...{}", token.get(token.len().saturating_sub(4)..).unwrap_or_default());
+        let param = format!(
+            "sk-...{}",
+            token
+                .get(token.len().saturating_sub(4)..)
+                .unwrap_or_default()
+        );
         return Err(auth_error(&message, "expired_key", &param));
     }
     Ok(Caller::Virtual(key))
@@ -731,7 +877,10 @@ fn auth_error(message: &str, kind: &str, param: &str) -> Reply {
 
 /// What a non-admin virtual key may do on each route.
 fn virtual_key_route_check(key: &KeyRecord, op: Op, path: &str) -> Option<Reply> {
-    let management = matches!(op, Op::Generate | Op::Update | Op::Delete | Op::Info | Op::List | Op::Block);
+    let management = matches!(
+        op,
+        Op::Generate | Op::Update | Op::Delete | Op::Info | Op::List | Op::Block
+    );
     if key.key_type == "llm_api" && management {
         return Some((
             StatusCode::FORBIDDEN,
@@ -788,7 +937,11 @@ fn parse_fields(obj: &Map<String, Value>) -> Result<KeyFields, Reply> {
             Value::Null => Some(None),
             Value::String(s) => Some(Some(s.clone())),
             _ => {
-                errors.push(validation("string_type", &["body", name], "Input should be a valid string"));
+                errors.push(validation(
+                    "string_type",
+                    &["body", name],
+                    "Input should be a valid string",
+                ));
                 None
             }
         }
@@ -814,7 +967,11 @@ fn parse_fields(obj: &Map<String, Value>) -> Result<KeyFields, Reply> {
             Some(out)
         }
         Some(_) => {
-            errors.push(validation("list_type", &["body", "models"], "Input should be a valid list"));
+            errors.push(validation(
+                "list_type",
+                &["body", "models"],
+                "Input should be a valid list",
+            ));
             None
         }
     };
@@ -834,7 +991,11 @@ fn parse_fields(obj: &Map<String, Value>) -> Result<KeyFields, Reply> {
             }
         },
         Some(_) => {
-            errors.push(validation("float_type", &["body", "max_budget"], "Input should be a valid number"));
+            errors.push(validation(
+                "float_type",
+                &["body", "max_budget"],
+                "Input should be a valid number",
+            ));
             None
         }
     };
@@ -865,7 +1026,11 @@ fn parse_fields(obj: &Map<String, Value>) -> Result<KeyFields, Reply> {
                 }
             },
             _ => {
-                errors.push(validation("int_type", &["body", name], "Input should be a valid integer"));
+                errors.push(validation(
+                    "int_type",
+                    &["body", name],
+                    "Input should be a valid integer",
+                ));
                 None
             }
         }
@@ -877,13 +1042,19 @@ fn parse_fields(obj: &Map<String, Value>) -> Result<KeyFields, Reply> {
         None | Some(Value::Null) => None,
         Some(Value::Object(m)) => Some(m.clone()),
         Some(_) => {
-            errors.push(validation("dict_type", &["body", "metadata"], "Input should be a valid dictionary"));
+            errors.push(validation(
+                "dict_type",
+                &["body", "metadata"],
+                "Input should be a valid dictionary",
+            ));
             None
         }
     };
     let key_type = match key_type_raw.flatten() {
         None => None,
-        Some(t) if ["llm_api", "management", "read_only", "default"].contains(&t.as_str()) => Some(t),
+        Some(t) if ["llm_api", "management", "read_only", "default"].contains(&t.as_str()) => {
+            Some(t)
+        }
         Some(_) => {
             errors.push(validation(
                 "enum",
@@ -898,12 +1069,19 @@ fn parse_fields(obj: &Map<String, Value>) -> Result<KeyFields, Reply> {
         Some(Value::Null) => Some(None),
         Some(Value::Bool(b)) => Some(Some(*b)),
         Some(_) => {
-            errors.push(validation("bool_type", &["body", "blocked"], "Input should be a valid boolean"));
+            errors.push(validation(
+                "bool_type",
+                &["body", "blocked"],
+                "Input should be a valid boolean",
+            ));
             None
         }
     };
     if !errors.is_empty() {
-        return Err((StatusCode::UNPROCESSABLE_ENTITY, json!({ "detail": errors })));
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "detail": errors }),
+        ));
     }
     Ok(KeyFields {
         key_alias,
@@ -937,7 +1115,10 @@ fn check_budgets(f: &KeyFields) -> Result<(), Reply> {
         if duration_seconds(bd, SystemTime::now()).is_err() {
             return Err(dict_error(
                 StatusCode::BAD_REQUEST,
-                &format!("Invalid budget_duration {}. Use a format like '1h', '24h', '7d', or '30d'.", py_repr(bd)),
+                &format!(
+                    "Invalid budget_duration {}. Use a format like '1h', '24h', '7d', or '30d'.",
+                    py_repr(bd)
+                ),
             ));
         }
     }
@@ -955,7 +1136,9 @@ fn duplicate_alias(alias: &str) -> Reply {
         StatusCode::BAD_REQUEST,
         litellm_error(
             StatusCode::BAD_REQUEST,
-            &format!("Key with alias '{alias}' already exists. Unique key aliases across all keys are required."),
+            &format!(
+                "Key with alias '{alias}' already exists. Unique key aliases across all keys are required."
+            ),
             "bad_request_error",
             json!("key_alias"),
         ),
@@ -978,7 +1161,10 @@ fn generate(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply
             ),
         );
     }
-    if obj.get("model_max_budget").is_some_and(|m| m.as_object().is_some_and(|m| !m.is_empty())) {
+    if obj
+        .get("model_max_budget")
+        .is_some_and(|m| m.as_object().is_some_and(|m| !m.is_empty()))
+    {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             litellm_error(
@@ -1004,7 +1190,9 @@ fn generate(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply
             };
             return dict_error(
                 StatusCode::BAD_REQUEST,
-                &format!("Invalid key format. LiteLLM Virtual Key must start with 'sk-'. Received: {masked}"),
+                &format!(
+                    "Invalid key format. LiteLLM Virtual Key must start with 'sk-'. Received: {masked}"
+                ),
             );
         }
     }
@@ -1016,7 +1204,12 @@ fn generate(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply
             Err(message) => {
                 return (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    litellm_error(StatusCode::INTERNAL_SERVER_ERROR, &message, "internal_server_error", Value::Null),
+                    litellm_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &message,
+                        "internal_server_error",
+                        Value::Null,
+                    ),
                 );
             }
         },
@@ -1037,7 +1230,12 @@ fn generate(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply
         if db.live.contains_key(&token) {
             return (
                 StatusCode::BAD_REQUEST,
-                litellm_error(StatusCode::BAD_REQUEST, "Key already exists", "bad_request_error", Value::Null),
+                litellm_error(
+                    StatusCode::BAD_REQUEST,
+                    "Key already exists",
+                    "bad_request_error",
+                    Value::Null,
+                ),
             );
         }
         db.seq += 1;
@@ -1087,7 +1285,11 @@ fn update(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply {
         Ok(f) => f,
         Err(reply) => return reply,
     };
-    let lookup_alias = if f.key.is_none() { f.key_alias.clone().flatten() } else { None };
+    let lookup_alias = if f.key.is_none() {
+        f.key_alias.clone().flatten()
+    } else {
+        None
+    };
     if f.key.is_none() && lookup_alias.is_none() {
         return (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -1117,7 +1319,11 @@ fn update(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply {
     let mut db = shared.db();
     let token = match (&f.key, &lookup_alias) {
         (Some(key), _) => {
-            let token = if key.starts_with("sk-") { sha256_hex(key) } else { key.clone() };
+            let token = if key.starts_with("sk-") {
+                sha256_hex(key)
+            } else {
+                key.clone()
+            };
             if !db.live.contains_key(&token) {
                 return not_found("Key not found.", "key");
             }
@@ -1130,7 +1336,12 @@ fn update(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply {
             .min_by_key(|k| k.seq)
         {
             Some(k) => k.token.clone(),
-            None => return not_found(&format!("Key not found. No key with key_alias='{alias}'."), "key_alias"),
+            None => {
+                return not_found(
+                    &format!("Key not found. No key with key_alias='{alias}'."),
+                    "key_alias",
+                );
+            }
         },
         (None, None) => return not_found("Key not found.", "key"),
     };
@@ -1188,7 +1399,10 @@ fn update(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply {
     }
     record.updated_at = to_millis(now);
     let mut out = row_json(record, TimeStyle::Offset);
-    out.insert("key".into(), json!(f.key.clone().unwrap_or_else(|| token.clone())));
+    out.insert(
+        "key".into(),
+        json!(f.key.clone().unwrap_or_else(|| token.clone())),
+    );
     out.insert("token".into(), json!(token));
     (StatusCode::OK, Value::Object(out))
 }
@@ -1200,9 +1414,18 @@ fn delete(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply {
     let mut list = |name: &str| -> Option<Vec<String>> {
         match obj.get(name)? {
             Value::Null => None,
-            Value::Array(items) => Some(items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()),
+            Value::Array(items) => Some(
+                items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+            ),
             _ => {
-                errors.push(validation("list_type", &["body", name], "Input should be a valid list"));
+                errors.push(validation(
+                    "list_type",
+                    &["body", name],
+                    "Input should be a valid list",
+                ));
                 None
             }
         }
@@ -1210,7 +1433,10 @@ fn delete(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply {
     let keys = list("keys");
     let aliases = list("key_aliases");
     if !errors.is_empty() {
-        return (StatusCode::UNPROCESSABLE_ENTITY, json!({ "detail": errors }));
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "detail": errors }),
+        );
     }
     let non_empty = |l: &Option<Vec<String>>| l.as_ref().is_some_and(|l| !l.is_empty());
     if !non_empty(&keys) && !non_empty(&aliases) {
@@ -1226,7 +1452,13 @@ fn delete(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply {
         Some(keys) => {
             let tokens = keys
                 .iter()
-                .map(|k| if k.starts_with("sk-") { sha256_hex(k) } else { k.clone() })
+                .map(|k| {
+                    if k.starts_with("sk-") {
+                        sha256_hex(k)
+                    } else {
+                        k.clone()
+                    }
+                })
                 .collect();
             (keys, tokens)
         }
@@ -1277,10 +1509,19 @@ fn block(shared: &Shared, obj: &Map<String, Value>, blocked: bool, now: SystemTi
     if !is_valid_api_key(&key) {
         return (
             StatusCode::BAD_REQUEST,
-            litellm_error(StatusCode::BAD_REQUEST, "Invalid key format.", "bad_request_error", json!("key")),
+            litellm_error(
+                StatusCode::BAD_REQUEST,
+                "Invalid key format.",
+                "bad_request_error",
+                json!("key"),
+            ),
         );
     }
-    let token = if key.starts_with("sk-") { sha256_hex(&key) } else { key };
+    let token = if key.starts_with("sk-") {
+        sha256_hex(&key)
+    } else {
+        key
+    };
     let mut db = shared.db();
     let Some(record) = db.live.get_mut(&token) else {
         return not_found("Key not found.", "key");
@@ -1294,10 +1535,22 @@ fn block(shared: &Shared, obj: &Map<String, Value>, blocked: bool, now: SystemTi
 
 // === /key/info ===
 
-fn info(shared: &Shared, caller: &Caller, query: &HashMap<String, String>, now: SystemTime) -> Reply {
+fn info(
+    shared: &Shared,
+    caller: &Caller,
+    query: &HashMap<String, String>,
+    now: SystemTime,
+) -> Reply {
     let asked = query.get("key").filter(|k| !k.is_empty()).cloned();
     let (echo, token) = match (&asked, caller) {
-        (Some(k), _) => (k.clone(), if k.starts_with("sk-") { sha256_hex(k) } else { k.clone() }),
+        (Some(k), _) => (
+            k.clone(),
+            if k.starts_with("sk-") {
+                sha256_hex(k)
+            } else {
+                k.clone()
+            },
+        ),
         (None, Caller::Virtual(own)) => (own.token.clone(), own.token.clone()),
         (None, Caller::Master) => return not_found("Key not found in database", "key"),
     };
@@ -1326,7 +1579,10 @@ fn info(shared: &Shared, caller: &Caller, query: &HashMap<String, String>, now: 
     if let Some(deleted_at) = record.deleted_at {
         out.insert("deleted_at".into(), json!(fmt_offset(deleted_at)));
         out.insert("deleted_by".into(), json!("default_user_id"));
-        out.insert("deleted_by_api_key".into(), json!("litellm_proxy_master_key"));
+        out.insert(
+            "deleted_by_api_key".into(),
+            json!("litellm_proxy_master_key"),
+        );
         out.insert("blocked".into(), json!(record.blocked.unwrap_or(false)));
     }
     out.insert("status".into(), json!(status));
@@ -1364,7 +1620,10 @@ fn list(shared: &Shared, query: &HashMap<String, String>, now: SystemTime) -> Re
                 errors.push(validation(
                     "less_than_equal",
                     &["query", name],
-                    &format!("Input should be less than or equal to {}", max.unwrap_or_default()),
+                    &format!(
+                        "Input should be less than or equal to {}",
+                        max.unwrap_or_default()
+                    ),
                 ));
                 default
             }
@@ -1382,9 +1641,16 @@ fn list(shared: &Shared, query: &HashMap<String, String>, now: SystemTime) -> Re
     let page = int_param("page", 1, 1, None);
     let size = int_param("size", 10, 1, Some(100));
     if !errors.is_empty() {
-        return (StatusCode::UNPROCESSABLE_ENTITY, json!({ "detail": errors }));
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "detail": errors }),
+        );
     }
-    let flag = |name: &str| query.get(name).is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"));
+    let flag = |name: &str| {
+        query
+            .get(name)
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"))
+    };
     let full = flag("return_full_object");
     let substring = flag("substring_matching");
     let filter = |name: &str| query.get(name).filter(|v| !v.is_empty());
@@ -1477,10 +1743,7 @@ fn with_object(body: &Bytes, f: impl FnOnce(&Map<String, Value>) -> Reply) -> Re
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(obj)) => f(&obj),
         // LiteLLM's handlers crash on non-object JSON before validating it.
-        Ok(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": {"message": "Internal server error", "type": "internal_server_error"}}),
-        ),
+        Ok(_) => (StatusCode::INTERNAL_SERVER_ERROR, unhandled_exception()),
         Err(_) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             json!({"detail": [{"type": "json_invalid", "loc": ["body", 0], "msg": "JSON decode error"}]}),
@@ -1500,14 +1763,24 @@ fn litellm_error(status: StatusCode, message: &str, kind: &str, param: Value) ->
 fn dict_error(status: StatusCode, message: &str) -> Reply {
     (
         status,
-        litellm_error(status, &format!("{{'error': {}}}", py_repr(message)), "internal_server_error", Value::Null),
+        litellm_error(
+            status,
+            &format!("{{'error': {}}}", py_repr(message)),
+            "internal_server_error",
+            Value::Null,
+        ),
     )
 }
 
 fn not_found(message: &str, param: &str) -> Reply {
     (
         StatusCode::NOT_FOUND,
-        litellm_error(StatusCode::NOT_FOUND, message, "not_found_error", json!(param)),
+        litellm_error(
+            StatusCode::NOT_FOUND,
+            message,
+            "not_found_error",
+            json!(param),
+        ),
     )
 }
 
@@ -1593,7 +1866,11 @@ fn base64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len() * 4 / 3 + 2);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..chars {
@@ -1605,7 +1882,14 @@ fn base64url(bytes: &[u8]) -> String {
 }
 
 fn key_name(key: &str) -> String {
-    let tail: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = key
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     format!("sk-...{tail}")
 }
 
@@ -1619,9 +1903,12 @@ fn is_valid_api_key(key: &str) -> bool {
     if !(3..=100).contains(&key.len()) {
         return false;
     }
-    let sk = key
-        .strip_prefix("sk-")
-        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    let sk = key.strip_prefix("sk-").is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
     let hash = key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit());
     sk || hash
 }
@@ -1636,11 +1923,16 @@ fn duration_seconds(raw: &str, now: SystemTime) -> Result<u64, String> {
         "monthly" => "30d".to_owned(),
         _ => raw.to_owned(),
     };
-    let digits: String = normalized.chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = normalized
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     if digits.is_empty() {
         return Err("Invalid duration format".to_owned());
     }
-    let value: u64 = digits.parse().map_err(|_| "Invalid duration format".to_owned())?;
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| "Invalid duration format".to_owned())?;
     let rest = &normalized[digits.len()..];
     let unit = if rest.starts_with("mo") {
         "mo"
@@ -1661,11 +1953,17 @@ fn duration_seconds(raw: &str, now: SystemTime) -> Result<u64, String> {
 
 /// Seconds from `now` to the same day-of-month `months` later (clamped to the month's end).
 fn months_in_seconds(now: SystemTime, months: u64) -> u64 {
-    let secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let (y, m, d) = civil_from_days(days);
     let total = i64::from(m) - 1 + i64::try_from(months).unwrap_or(0);
-    let (ny, nm) = (y + total.div_euclid(12), u32::try_from(total.rem_euclid(12)).unwrap_or(0) + 1);
+    let (ny, nm) = (
+        y + total.div_euclid(12),
+        u32::try_from(total.rem_euclid(12)).unwrap_or(0) + 1,
+    );
     let nd = d.min(days_in_month(ny, nm));
     let new_days = days_from_civil(ny, nm, nd);
     u64::try_from(new_days - days).unwrap_or(0) * 86_400
@@ -1700,12 +1998,23 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let mp = (5 * doy + 2) / 153;
     let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
     let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 /// Truncates to whole milliseconds, LiteLLM's database precision.
 fn to_millis(t: SystemTime) -> SystemTime {
-    let ms = t.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let ms = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 

@@ -1,0 +1,72 @@
+//! Shared test support: the OpenBao harness, the fake LiteLLM, and helpers to mount the plugin.
+#![allow(dead_code)]
+
+pub mod bao;
+pub mod fake_litellm;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use self::bao::DevServer;
+
+/// The catalog name tests register the plugin under.
+pub const PLUGIN: &str = "vault-plugin-secrets-litellm";
+
+/// The freshly built plugin binary.
+pub fn plugin_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vault-plugin-secrets-litellm"))
+}
+
+/// The version the plugin reports: `v` + the crate version.
+pub fn plugin_version() -> String {
+    format!("v{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Registers the plugin (sha256 + version) and enables it at each of `paths`.
+pub fn mount(server: &DevServer, paths: &[&str]) {
+    server.register_plugin(&plugin_binary(), PLUGIN, &plugin_version());
+    for path in paths {
+        server.enable(PLUGIN, path);
+    }
+}
+
+/// The real LiteLLM proxy the suite runs against (started by `scripts/test.sh`).
+#[derive(Clone, Debug)]
+pub struct RealLiteLlm {
+    pub url: String,
+    pub master_key: String,
+}
+
+impl RealLiteLlm {
+    /// From `LITELLM_BASE_URL` / `LITELLM_MASTER_KEY`; fails the test with the command that
+    /// provides them, so a missing proxy never passes vacuously.
+    #[track_caller]
+    pub fn from_env() -> RealLiteLlm {
+        match (
+            std::env::var("LITELLM_BASE_URL"),
+            std::env::var("LITELLM_MASTER_KEY"),
+        ) {
+            (Ok(url), Ok(master_key)) if !url.is_empty() && !master_key.is_empty() => {
+                RealLiteLlm { url, master_key }
+            }
+            _ => panic!(
+                "a real LiteLLM proxy is required: run `scripts/run-litellm.sh && . /tmp/litellm-local/env` \
+                 (or the whole suite with scripts/test.sh)"
+            ),
+        }
+    }
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
