@@ -638,7 +638,7 @@ type Reply = (StatusCode, Value);
 /// Who is calling.
 enum Caller {
     Master,
-    Virtual(KeyRecord),
+    Virtual(Box<KeyRecord>),
 }
 
 async fn handle(
@@ -758,10 +758,10 @@ fn route(
     query: &HashMap<String, String>,
     body: &Bytes,
 ) -> Reply {
-    if let Caller::Virtual(key) = caller {
-        if let Some(reply) = virtual_key_route_check(key, op, path) {
-            return reply;
-        }
+    if let Caller::Virtual(key) = caller
+        && let Some(reply) = virtual_key_route_check(key, op, path)
+    {
+        return reply;
     }
     let now = shared.now();
     match op {
@@ -865,7 +865,7 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Reply> {
         );
         return Err(auth_error(&message, "expired_key", &param));
     }
-    Ok(Caller::Virtual(key))
+    Ok(Caller::Virtual(Box::new(key)))
 }
 
 fn auth_error(message: &str, kind: &str, param: &str) -> Reply {
@@ -1103,24 +1103,24 @@ fn parse_fields(obj: &Map<String, Value>) -> Result<KeyFields, Reply> {
 
 /// Checks shared by generate and update that LiteLLM answers with 400.
 fn check_budgets(f: &KeyFields) -> Result<(), Reply> {
-    if let Some(Some(b)) = f.max_budget {
-        if !b.is_finite() || b < 0.0 {
-            return Err(dict_error(
-                StatusCode::BAD_REQUEST,
-                &format!("max_budget must be a non-negative finite number. Received: {b:?}"),
-            ));
-        }
+    if let Some(Some(b)) = f.max_budget
+        && (!b.is_finite() || b < 0.0)
+    {
+        return Err(dict_error(
+            StatusCode::BAD_REQUEST,
+            &format!("max_budget must be a non-negative finite number. Received: {b:?}"),
+        ));
     }
-    if let Some(Some(bd)) = &f.budget_duration {
-        if duration_seconds(bd, SystemTime::now()).is_err() {
-            return Err(dict_error(
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "Invalid budget_duration {}. Use a format like '1h', '24h', '7d', or '30d'.",
-                    py_repr(bd)
-                ),
-            ));
-        }
+    if let Some(Some(bd)) = &f.budget_duration
+        && duration_seconds(bd, SystemTime::now()).is_err()
+    {
+        return Err(dict_error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "Invalid budget_duration {}. Use a format like '1h', '24h', '7d', or '30d'.",
+                py_repr(bd)
+            ),
+        ));
     }
     Ok(())
 }
@@ -1178,23 +1178,23 @@ fn generate(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply
     if let Err(reply) = check_budgets(&f) {
         return reply;
     }
-    if let Some(key) = &f.key {
-        if !key.starts_with("sk-") {
-            let masked = if key.chars().count() > 8 {
-                let chars: Vec<char> = key.chars().collect();
-                let head: String = chars[..4].iter().collect();
-                let tail: String = chars[chars.len() - 4..].iter().collect();
-                format!("{head}****{tail}")
-            } else {
-                "****".to_owned()
-            };
-            return dict_error(
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "Invalid key format. LiteLLM Virtual Key must start with 'sk-'. Received: {masked}"
-                ),
-            );
-        }
+    if let Some(key) = &f.key
+        && !key.starts_with("sk-")
+    {
+        let chars: Vec<char> = key.chars().collect();
+        let masked = if chars.len() > 8 {
+            let head: String = chars.iter().take(4).collect();
+            let tail: String = chars.iter().skip(chars.len() - 4).collect();
+            format!("{head}****{tail}")
+        } else {
+            "****".to_owned()
+        };
+        return dict_error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "Invalid key format. LiteLLM Virtual Key must start with 'sk-'. Received: {masked}"
+            ),
+        );
     }
     // `expires` is computed from the exact time; the stored row keeps milliseconds.
     let expires_exact = match f.duration.clone().flatten() {
@@ -1222,10 +1222,10 @@ fn generate(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply
 
     let record = {
         let mut db = shared.db();
-        if let Some(alias) = &key_alias {
-            if alias_taken(&db, alias, None) {
-                return duplicate_alias(alias);
-            }
+        if let Some(alias) = &key_alias
+            && alias_taken(&db, alias, None)
+        {
+            return duplicate_alias(alias);
         }
         if db.live.contains_key(&token) {
             return (
@@ -1270,7 +1270,7 @@ fn generate(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply
     out.insert("token".into(), json!(token));
     out.insert("token_id".into(), json!(token));
     out.insert("duration".into(), Value::Null);
-    out.insert("expires".into(), json!(expires_exact.map(|e| fmt_z(e))));
+    out.insert("expires".into(), json!(expires_exact.map(fmt_z)));
     out.insert("created_by".into(), json!("default_user_id"));
     out.insert("updated_by".into(), json!("default_user_id"));
     out.insert("litellm_budget_table".into(), Value::Null);
@@ -1345,20 +1345,20 @@ fn update(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply {
         },
         (None, None) => return not_found("Key not found.", "key"),
     };
-    if f.key.is_some() {
-        if let Some(Some(alias)) = &f.key_alias {
-            if alias_taken(&db, alias, Some(&token)) {
-                return duplicate_alias(alias);
-            }
-        }
+    // With `key` given, `key_alias` is a rename and must stay unique.
+    if f.key.is_some()
+        && let Some(Some(alias)) = &f.key_alias
+        && alias_taken(&db, alias, Some(&token))
+    {
+        return duplicate_alias(alias);
     }
     let Some(record) = db.live.get_mut(&token) else {
         return not_found("Key not found.", "key");
     };
-    if f.key.is_some() {
-        if let Some(alias) = &f.key_alias {
-            record.key_alias = alias.clone();
-        }
+    if f.key.is_some()
+        && let Some(alias) = &f.key_alias
+    {
+        record.key_alias = alias.clone();
     }
     if let Some(expires) = new_expires {
         record.expires = expires;
@@ -1554,18 +1554,18 @@ fn info(
         (None, Caller::Virtual(own)) => (own.token.clone(), own.token.clone()),
         (None, Caller::Master) => return not_found("Key not found in database", "key"),
     };
-    if let Caller::Virtual(own) = caller {
-        if own.token != token {
-            return (
+    if let Caller::Virtual(own) = caller
+        && own.token != token
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            litellm_error(
                 StatusCode::FORBIDDEN,
-                litellm_error(
-                    StatusCode::FORBIDDEN,
-                    "You are not allowed to access this key's info. Your role=unknown",
-                    "auth_error",
-                    Value::Null,
-                ),
-            );
-        }
+                "You are not allowed to access this key's info. Your role=unknown",
+                "auth_error",
+                Value::Null,
+            ),
+        );
     }
     let db = shared.db();
     let (record, status) = if let Some(k) = db.live.get(&token) {
@@ -1688,7 +1688,7 @@ fn list(shared: &Shared, query: &HashMap<String, String>, now: SystemTime) -> Re
         })
         .collect();
     // Newest first, like LiteLLM's default sort.
-    matched.sort_by(|a, b| b.seq.cmp(&a.seq));
+    matched.sort_by_key(|k| std::cmp::Reverse(k.seq));
     let total = matched.len() as u64;
     let total_pages = total.div_ceil(size);
     let start = usize::try_from((page - 1).saturating_mul(size)).unwrap_or(usize::MAX);

@@ -1,0 +1,421 @@
+//! The key lifecycle end to end: a real OpenBao launches the plugin, which manages keys in a
+//! real LiteLLM proxy (started by `scripts/test.sh`). Every LiteLLM key lives exactly as long
+//! as its Vault lease.
+
+mod support;
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+use support::bao::{DevServer, DevServerOptions};
+use support::{RealLiteLlm, eventually, mount};
+use vault_plugin_secrets_litellm::client::{Client, ClientConfig, KeyInfo, KeyStatus, token_hash};
+
+/// A dev server with the plugin at `litellm/`, configured for the real proxy.
+fn server_with(litellm: &RealLiteLlm, options: DevServerOptions) -> DevServer {
+    let server = DevServer::start_with(options);
+    mount(&server, &["litellm"]);
+    server
+        .bao(&[
+            "write",
+            "litellm/config",
+            &format!("base_url={}", litellm.url),
+            &format!("master_key={}", litellm.master_key),
+        ])
+        .ok();
+    server
+}
+
+fn admin(litellm: &RealLiteLlm) -> Client {
+    Client::new(&ClientConfig {
+        base_url: litellm.url.clone(),
+        master_key: litellm.master_key.clone(),
+        request_timeout: Duration::from_secs(30),
+        ca_cert: None,
+        insecure_tls: false,
+    })
+    .unwrap()
+}
+
+/// A unique role name per test run, so parallel tests and reruns never share keys.
+fn role_name(test: &str) -> String {
+    format!("{test}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6])
+}
+
+fn issue(server: &DevServer, role: &str) -> Value {
+    server
+        .bao(&["read", "-format=json", &format!("litellm/creds/{role}")])
+        .ok()
+        .json()
+}
+
+async fn info(litellm: &RealLiteLlm, token: &str) -> KeyInfo {
+    admin(litellm)
+        .info(token)
+        .await
+        .unwrap()
+        .expect("LiteLLM knows the key")
+}
+
+/// Status of `GET /v1/models` called with `key`, and the model ids it lists.
+async fn models_seen_by(litellm: &RealLiteLlm, key: &str) -> (u16, Vec<String>) {
+    let response = reqwest::Client::new()
+        .get(format!("{}/v1/models", litellm.url))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or_default();
+    let ids = body["data"]
+        .as_array()
+        .map(|models| {
+            models
+                .iter()
+                .filter_map(|m| m["id"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    (status, ids)
+}
+
+async fn eventually_rejected(litellm: &RealLiteLlm, key: &str) -> bool {
+    for _ in 0..100 {
+        if models_seen_by(litellm, key).await.0 == 401 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+fn secs_between(a: SystemTime, b: SystemTime) -> f64 {
+    match a.duration_since(b) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issued_key_is_scoped_stamped_and_expires_with_its_lease() {
+    let litellm = RealLiteLlm::from_env();
+    let server = server_with(&litellm, DevServerOptions::default());
+    let role = role_name("scoped");
+    server
+        .bao(&[
+            "write",
+            &format!("litellm/roles/{role}"),
+            "models=fake-gpt",
+            "max_budget=1.5",
+            "rpm_limit=7",
+            "ttl=2m",
+            "max_ttl=10m",
+            "metadata=team=research",
+        ])
+        .ok();
+    let before = SystemTime::now();
+    let creds = issue(&server, &role);
+    let data = &creds["data"];
+    let key = data["key"].as_str().unwrap();
+    assert!(key.starts_with("sk-"));
+    assert_eq!(data["token_id"], token_hash(key));
+    assert_eq!(data["role"], role);
+    assert_eq!(data["models"], serde_json::json!(["fake-gpt"]));
+    assert!(
+        data["key_alias"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("vault-{role}-"))
+    );
+    assert_eq!(creds["lease_duration"], 120);
+    assert_eq!(creds["renewable"], true);
+
+    // The key works, and only for the role's models.
+    assert_eq!(
+        models_seen_by(&litellm, key).await,
+        (200, vec!["fake-gpt".to_string()])
+    );
+
+    let key_info = info(&litellm, data["token_id"].as_str().unwrap()).await;
+    assert_eq!(key_info.key_alias.as_deref(), data["key_alias"].as_str());
+    assert_eq!(key_info.status, KeyStatus::Active);
+    assert_eq!(key_info.max_budget, Some(1.5));
+    assert_eq!(key_info.rpm_limit, Some(7));
+    assert_eq!(key_info.key_type.as_deref(), Some("llm_api"));
+    let stamp = |k: &str| {
+        key_info
+            .metadata
+            .get(k)
+            .and_then(Value::as_str)
+            .map(String::from)
+    };
+    assert_eq!(stamp("team").as_deref(), Some("research"));
+    assert_eq!(stamp("vault_role").as_deref(), Some(role.as_str()));
+    assert_eq!(stamp("vault_mount").as_deref(), Some("litellm/"));
+    assert_eq!(
+        stamp("vault_request_id").as_deref(),
+        creds["request_id"].as_str()
+    );
+    assert_eq!(stamp("vault_display_name").as_deref(), Some("token"));
+    // LiteLLM's expiry is the lease's end plus a few seconds of buffer.
+    let expires = secs_between(key_info.expires_at.unwrap(), before);
+    assert!(
+        (120.0..=130.0).contains(&expires),
+        "key expires {expires}s after issue"
+    );
+
+    // An llm_api key cannot manage keys.
+    let status = reqwest::Client::new()
+        .get(format!("{}/key/list", litellm.url))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(
+        status == 401 || status == 403,
+        "llm_api key reached /key/list: {status}"
+    );
+
+    server
+        .bao(&[
+            "lease",
+            "revoke",
+            "-sync",
+            creds["lease_id"].as_str().unwrap(),
+        ])
+        .ok();
+    assert!(
+        eventually_rejected(&litellm, key).await,
+        "revoked key still works"
+    );
+    assert_eq!(
+        info(&litellm, data["token_id"].as_str().unwrap())
+            .await
+            .status,
+        KeyStatus::Deleted
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renew_moves_the_expiry_and_never_passes_max_ttl() {
+    let litellm = RealLiteLlm::from_env();
+    let server = server_with(&litellm, DevServerOptions::default());
+    let role = role_name("renew");
+    server
+        .bao(&[
+            "write",
+            &format!("litellm/roles/{role}"),
+            "ttl=1m",
+            "max_ttl=10m",
+        ])
+        .ok();
+    let issued = SystemTime::now();
+    let creds = issue(&server, &role);
+    let lease = creds["lease_id"].as_str().unwrap();
+    let token = creds["data"]["token_id"].as_str().unwrap();
+
+    let renewed = server
+        .bao(&["lease", "renew", "-format=json", "-increment=5m", lease])
+        .ok()
+        .json();
+    assert_eq!(renewed["lease_duration"], 300);
+    let expires = secs_between(
+        info(&litellm, token).await.expires_at.unwrap(),
+        SystemTime::now(),
+    );
+    assert!(
+        (295.0..=306.0).contains(&expires),
+        "renewed key expires in {expires}s"
+    );
+
+    let capped = server
+        .bao(&["lease", "renew", "-format=json", "-increment=1h", lease])
+        .ok()
+        .json();
+    let duration = capped["lease_duration"].as_u64().unwrap();
+    assert!(
+        (590..=600).contains(&duration),
+        "capped to what is left of max_ttl: {duration}"
+    );
+    assert!(
+        capped["warnings"].to_string().contains("capped"),
+        "{capped}"
+    );
+    let expires = secs_between(info(&litellm, token).await.expires_at.unwrap(), issued);
+    assert!(
+        (595.0..=606.0).contains(&expires),
+        "key never outlives max_ttl: {expires}s after issue"
+    );
+
+    server.bao(&["lease", "revoke", "-sync", lease]).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_prefix_removes_all_and_deleted_keys_revoke_cleanly() {
+    let litellm = RealLiteLlm::from_env();
+    let server = server_with(&litellm, DevServerOptions::default());
+    let role = role_name("prefix");
+    server
+        .bao(&["write", &format!("litellm/roles/{role}"), "ttl=5m"])
+        .ok();
+    let creds: Vec<Value> = (0..3).map(|_| issue(&server, &role)).collect();
+
+    // An operator deletes one key behind Vault's back; its lease must still revoke.
+    let gone = creds[0]["data"]["token_id"].as_str().unwrap().to_string();
+    admin(&litellm).delete_keys(&[gone]).await.unwrap();
+
+    server
+        .bao(&[
+            "lease",
+            "revoke",
+            "-sync",
+            "-prefix",
+            &format!("litellm/creds/{role}"),
+        ])
+        .ok();
+    for c in &creds {
+        let key = c["data"]["key"].as_str().unwrap();
+        assert!(eventually_rejected(&litellm, key).await);
+        let lookup = server.bao(&["lease", "lookup", c["lease_id"].as_str().unwrap()]);
+        assert!(!lookup.success(), "lease survived its revoke: {lookup}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_role_leaves_leases_revocable_but_not_renewable() {
+    let litellm = RealLiteLlm::from_env();
+    let server = server_with(&litellm, DevServerOptions::default());
+    let role = role_name("orphan");
+    server
+        .bao(&["write", &format!("litellm/roles/{role}"), "ttl=5m"])
+        .ok();
+    let creds = issue(&server, &role);
+    let lease = creds["lease_id"].as_str().unwrap();
+    server
+        .bao(&["delete", &format!("litellm/roles/{role}")])
+        .ok();
+
+    let renew = server.bao(&["lease", "renew", lease]).err();
+    assert!(renew.combined().contains("was deleted"), "{renew}");
+    assert!(
+        !renew.combined().contains("500"),
+        "a missing role is not a server error: {renew}"
+    );
+
+    server.bao(&["lease", "revoke", "-sync", lease]).ok();
+    assert!(eventually_rejected(&litellm, creds["data"]["key"].as_str().unwrap()).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mount_tuning_clamps_the_lease_and_the_key_expiry() {
+    let litellm = RealLiteLlm::from_env();
+    let server = server_with(&litellm, DevServerOptions::default());
+    server
+        .bao(&["secrets", "tune", "-max-lease-ttl=60s", "litellm"])
+        .ok();
+    let role = role_name("tuned");
+    server
+        .bao(&["write", &format!("litellm/roles/{role}"), "ttl=1h"])
+        .ok();
+    let before = SystemTime::now();
+    let creds = issue(&server, &role);
+    assert_eq!(creds["lease_duration"], 60);
+    assert!(creds["warnings"].to_string().contains("capped"), "{creds}");
+    let token = creds["data"]["token_id"].as_str().unwrap();
+    let expires = secs_between(info(&litellm, token).await.expires_at.unwrap(), before);
+    assert!(
+        (60.0..=67.0).contains(&expires),
+        "key expiry follows the tuned max: {expires}s"
+    );
+    server
+        .bao(&[
+            "lease",
+            "revoke",
+            "-sync",
+            creds["lease_id"].as_str().unwrap(),
+        ])
+        .ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_the_mount_deletes_every_key() {
+    let litellm = RealLiteLlm::from_env();
+    let server = server_with(&litellm, DevServerOptions::default());
+    let role = role_name("unmount");
+    server
+        .bao(&[
+            "write",
+            &format!("litellm/roles/{role}"),
+            "ttl=10m",
+            "models=fake-claude",
+        ])
+        .ok();
+    let tokens: Vec<String> = (0..2)
+        .map(|_| {
+            issue(&server, &role)["data"]["token_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    server.bao(&["secrets", "disable", "litellm"]).ok();
+    for token in &tokens {
+        assert_eq!(info(&litellm, token).await.status, KeyStatus::Deleted);
+    }
+    assert!(eventually(Duration::from_secs(5), || server
+        .plugin_pids()
+        .is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creds_update_asks_for_a_shorter_lease() {
+    let litellm = RealLiteLlm::from_env();
+    let server = server_with(&litellm, DevServerOptions::default());
+    let role = role_name("short");
+    server
+        .bao(&[
+            "write",
+            &format!("litellm/roles/{role}"),
+            "ttl=10m",
+            "max_ttl=1h",
+        ])
+        .ok();
+    let short = server
+        .bao(&[
+            "write",
+            "-format=json",
+            &format!("litellm/creds/{role}"),
+            "ttl=30s",
+        ])
+        .ok()
+        .json();
+    assert_eq!(short["lease_duration"], 30);
+    let long = server
+        .bao(&[
+            "write",
+            "-format=json",
+            &format!("litellm/creds/{role}"),
+            "ttl=2h",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        long["lease_duration"], 600,
+        "never longer than the role's ttl"
+    );
+    assert!(
+        long["warnings"]
+            .to_string()
+            .contains("exceeds the role's ttl")
+    );
+    server
+        .bao(&[
+            "lease",
+            "revoke",
+            "-sync",
+            "-prefix",
+            &format!("litellm/creds/{role}"),
+        ])
+        .ok();
+}
