@@ -1,0 +1,330 @@
+//! Fault injection: LiteLLM down, failing, slow or answering garbage at issue, renew and revoke;
+//! the plugin dying between `/key/generate` and its reply. Every case must end with a clear
+//! error, a plugin that keeps serving, and no key left behind.
+//!
+//! Most cases drive the engine in-process (fast, precise) against the stateful fake LiteLLM; the
+//! crash case runs the real binary under a real OpenBao.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use support::bao::{DevServer, DevServerOptions};
+use support::fake_litellm::{FakeLiteLlm, Fault, Op};
+use support::{PLUGIN, eventually, mount};
+use vault_plugin_secrets_litellm::backend::{LiteLlm, factory};
+use vault_plugin_secrets_litellm::framework::system_view::FixedSystemView;
+use vault_plugin_secrets_litellm::framework::{
+    self, Backend, LeaseSecret, RawRequest, Response, Storage, SystemView, wal,
+};
+
+const MASTER_KEY: &str = "sk-fault-test-master-key-0123456789";
+
+/// One mount of the engine, in-process, with in-memory storage and the fake LiteLLM.
+struct Engine {
+    backend: Backend<LiteLlm>,
+    storage: Storage,
+    system: SystemView,
+    litellm: FakeLiteLlm,
+}
+
+impl Engine {
+    async fn start() -> Engine {
+        let litellm = FakeLiteLlm::start(MASTER_KEY).await.unwrap();
+        let engine = Engine {
+            backend: factory(),
+            storage: Storage::memory(),
+            system: SystemView::Fixed(FixedSystemView::default()),
+            litellm,
+        };
+        let config = json!({"base_url": engine.litellm.url(), "master_key": MASTER_KEY, "request_timeout": "1s"});
+        engine.call("update", "config", config).await.unwrap();
+        engine
+            .call(
+                "update",
+                "roles/dev",
+                json!({"models": "fake-gpt", "ttl": "5m", "max_ttl": "1h"}),
+            )
+            .await
+            .unwrap();
+        engine
+    }
+
+    async fn call(
+        &self,
+        operation: &str,
+        path: &str,
+        data: Value,
+    ) -> framework::Result<Option<Response>> {
+        let Value::Object(data) = data else {
+            panic!("object expected")
+        };
+        let raw = RawRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+            operation: operation.to_string(),
+            path: path.to_string(),
+            data,
+            mount_point: "litellm/".to_string(),
+            display_name: "token".to_string(),
+            ..RawRequest::default()
+        };
+        self.backend
+            .handle_request(raw, self.storage.clone(), self.system.clone())
+            .await
+    }
+
+    async fn lease_call(
+        &self,
+        operation: &str,
+        secret: &LeaseSecret,
+    ) -> framework::Result<Option<Response>> {
+        let raw = RawRequest {
+            operation: operation.to_string(),
+            path: "creds/dev".to_string(),
+            secret: Some(secret.clone()),
+            mount_point: "litellm/".to_string(),
+            ..RawRequest::default()
+        };
+        self.backend
+            .handle_request(raw, self.storage.clone(), self.system.clone())
+            .await
+    }
+
+    async fn issue(&self) -> framework::Result<LeaseSecret> {
+        let response = self
+            .call("read", "creds/dev", json!({}))
+            .await?
+            .expect("a response");
+        Ok(response.secret.expect("a lease"))
+    }
+
+    async fn wal_ids(&self) -> Vec<String> {
+        wal::list(&self.storage).await.unwrap()
+    }
+
+    async fn rollback_now(&self) {
+        let mut data = Map::new();
+        data.insert("immediate".into(), Value::Bool(true));
+        let raw = RawRequest {
+            operation: "rollback".into(),
+            data,
+            ..RawRequest::default()
+        };
+        self.backend
+            .handle_request(raw, self.storage.clone(), self.system.clone())
+            .await
+            .unwrap();
+    }
+}
+
+/// Faults that fail a request, with a word the error must contain.
+fn faults() -> Vec<(Fault, &'static str)> {
+    vec![
+        (Fault::Reset, "LiteLLM"),
+        (Fault::Status(500), "500"),
+        (Fault::Delay(Duration::from_secs(3)), "LiteLLM"),
+        (Fault::NonJson, "LiteLLM"),
+        (Fault::Truncated, "LiteLLM"),
+        (Fault::LoseResponse, "LiteLLM"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_issues_leave_no_key_and_no_wal_behind() {
+    let engine = Engine::start().await;
+    for (fault, word) in faults() {
+        engine.litellm.fail_next_n(Op::Generate, fault.clone(), 1);
+        let err = engine.issue().await.expect_err("issue must fail");
+        assert!(
+            matches!(err.kind(), framework::ErrorKind::Response),
+            "{fault:?}: a 4xx, not a 500: {err}"
+        );
+        assert!(
+            err.to_string().contains(word),
+            "{fault:?}: unclear error: {err}"
+        );
+        assert!(!err.to_string().contains(MASTER_KEY));
+        // Faults that let LiteLLM create the key anyway are cleaned up at once, by alias.
+        assert_eq!(engine.litellm.key_count(), 0, "{fault:?} left a key");
+        assert!(
+            engine.wal_ids().await.is_empty(),
+            "{fault:?} left a WAL entry"
+        );
+    }
+    // The engine keeps serving.
+    engine.issue().await.unwrap();
+    assert_eq!(engine.litellm.key_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_with_litellm_down_fails_clearly() {
+    let mut engine = Engine::start().await;
+    engine.litellm.stop().await;
+    let err = engine.issue().await.expect_err("issue must fail");
+    assert!(err.to_string().contains("unreachable"), "{err}");
+    // The alias could not be deleted either, so the WAL entry stays for rollback.
+    assert_eq!(engine.wal_ids().await.len(), 1);
+    engine.litellm.restart().await.unwrap();
+    engine.rollback_now().await;
+    assert!(engine.wal_ids().await.is_empty());
+    assert_eq!(engine.litellm.key_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_renewals_keep_the_lease_and_failed_revokes_are_retried() {
+    let engine = Engine::start().await;
+    let lease = engine.issue().await.unwrap();
+    for (fault, word) in faults() {
+        // Persistent faults: the client retries a dropped connection once, by design.
+        engine.litellm.set_fault(Op::Update, fault.clone());
+        let err = engine
+            .lease_call("renew", &lease)
+            .await
+            .expect_err(&format!("renew must fail under {fault:?}"));
+        assert!(err.to_string().contains(word), "{fault:?}: {err}");
+        assert_eq!(
+            engine.litellm.key_count(),
+            1,
+            "the key stays while its lease does"
+        );
+    }
+    engine.litellm.clear_faults();
+    engine.lease_call("renew", &lease).await.unwrap();
+    engine.lease_call("revoke", &lease).await.unwrap();
+
+    for (fault, _) in faults() {
+        let lease = engine.issue().await.unwrap();
+        engine.litellm.set_fault(Op::Delete, fault.clone());
+        let err = engine
+            .lease_call("revoke", &lease)
+            .await
+            .expect_err("revoke must fail so Vault retries");
+        assert!(
+            err.to_string().contains("Vault will retry"),
+            "{fault:?}: {err}"
+        );
+        // LiteLLM is back: Vault's retry succeeds, whether or not the failed call had acted.
+        engine.litellm.clear_faults();
+        engine.lease_call("revoke", &lease).await.unwrap();
+        assert_eq!(engine.litellm.key_count(), 0, "{fault:?}");
+        // Revoke is idempotent.
+        engine.lease_call("revoke", &lease).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_deletes_keys_of_unfinished_issues_but_not_young_ones() {
+    let engine = Engine::start().await;
+    // An issue that died after /key/generate: a WAL entry and a key, no lease.
+    engine.litellm.set_fault(Op::Delete, Fault::Status(503));
+    engine
+        .litellm
+        .fail_next_n(Op::Generate, Fault::LoseResponse, 1);
+    engine.issue().await.expect_err("issue fails");
+    engine.litellm.clear_faults();
+    assert_eq!(
+        (engine.litellm.key_count(), engine.wal_ids().await.len()),
+        (1, 1)
+    );
+
+    // The periodic rollback leaves entries younger than the minimum age alone.
+    let raw = RawRequest {
+        operation: "rollback".into(),
+        ..RawRequest::default()
+    };
+    engine
+        .backend
+        .handle_request(raw, engine.storage.clone(), engine.system.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        (engine.litellm.key_count(), engine.wal_ids().await.len()),
+        (1, 1)
+    );
+
+    engine.rollback_now().await;
+    assert_eq!(
+        (engine.litellm.key_count(), engine.wal_ids().await.len()),
+        (0, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_gives_up_after_a_day() {
+    let engine = Engine::start().await;
+    let stale = wal::WalEntry {
+        kind: "litellm_key".into(),
+        data: json!({"key_alias": "vault-dev-000000000000"}),
+        created_at: 1,
+    };
+    engine
+        .storage
+        .put_json("wal/stale", &stale, false)
+        .await
+        .unwrap();
+    engine.rollback_now().await;
+    assert!(engine.wal_ids().await.is_empty());
+    assert_eq!(
+        engine.litellm.requests(Op::Delete),
+        0,
+        "a day-old entry is dropped without calling LiteLLM"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_killed_between_generate_and_reply_leaves_no_key() {
+    let litellm = FakeLiteLlm::start(MASTER_KEY).await.unwrap();
+    let server =
+        DevServer::start_with(DevServerOptions::default().env("LITELLM_PLUGIN_WAL_MIN_AGE", "1s"));
+    mount(&server, &["litellm"]);
+    let client = server.client();
+    client
+        .bao(&[
+            "write",
+            "litellm/config",
+            &format!("base_url={}", litellm.url()),
+            &format!("master_key={MASTER_KEY}"),
+        ])
+        .ok();
+    client.bao(&["write", "litellm/roles/dev", "ttl=10m"]).ok();
+
+    // LiteLLM creates the key, then holds the answer back while we kill the plugin.
+    litellm.fail_next_n(Op::Generate, Fault::Delay(Duration::from_secs(30)), 1);
+    let reader = {
+        let client = client.clone();
+        std::thread::spawn(move || client.bao(&["read", "-format=json", "litellm/creds/dev"]))
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || litellm.key_count() == 1),
+        "generate reached LiteLLM"
+    );
+    assert_eq!(server.kill_plugins().len(), 1);
+    // The host respawns the plugin and retries the read once: that issue succeeds.
+    let retried = reader.join().unwrap();
+    let leased = if retried.success() { 1 } else { 0 };
+    assert_eq!(
+        litellm.key_count(),
+        1 + leased,
+        "the orphan and the retried key: {retried}"
+    );
+
+    // Rollback (run by the host before unmount, and every minute) deletes the orphan; unmount
+    // revokes the lease of the retried key. Nothing is left.
+    std::thread::sleep(Duration::from_millis(1500));
+    client.bao(&["secrets", "disable", "litellm"]).ok();
+    assert!(
+        eventually(Duration::from_secs(10), || litellm.key_count() == 0),
+        "keys left in LiteLLM: {:?}",
+        litellm
+            .live_keys()
+            .iter()
+            .map(|k| k.key_alias.clone())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        server.server_log().contains("rolled back a key"),
+        "rollback ran"
+    );
+    let _ = PLUGIN;
+}
