@@ -1051,9 +1051,9 @@ fn error_chain(err: &reqwest::Error) -> String {
             }
         }
         let text = e.to_string();
-        // hyper and hyper-util wrap causes in generic layers ("client error (Connect)");
-        // keep each distinct message once.
-        if !messages.iter().any(|m| m == &text) {
+        // hyper-util wraps causes in generic layers ("client error (Connect)") that say
+        // nothing an operator can act on; keep each remaining distinct message once.
+        if !text.starts_with("client error (") && !messages.iter().any(|m| m == &text) {
             messages.push(text);
         }
         source = e.source();
