@@ -16,6 +16,13 @@
 //! `No keys found` answer, so that a misrouted URL (a reverse proxy's own 404) never makes
 //! a revoke look successful while the key lives on.
 //!
+//! Transport: one pooled HTTP/1.1 keep-alive client per [`Client`], no environment proxy, no
+//! redirects (the master key is never replayed elsewhere), a deadline per exchange, response
+//! bodies capped at [`MAX_RESPONSE_BYTES`]. Every call but generate is retried once when the
+//! connection drops under it: uvicorn closes keep-alive connections after some error answers
+//! without announcing it, and the next request on that connection dies unanswered. Generate
+//! is never repeated, since the lost answer may belong to a key that now exists.
+//!
 //! Secrets: the master key travels only in a sensitive `Authorization` header; issued keys
 //! only in JSON bodies. URLs carry hashes at most, so transport errors (which quote URLs) are
 //! safe to show. Anything quoted from a response body passes through [`redact`] first, and no
@@ -562,9 +569,7 @@ impl Client {
             .request(Method::GET, OP_INFO)
             .query(&[("key", token_hash)]);
         let (status, body) = self.exchange(OP_INFO, rb, Retry::Once).await?;
-        if status == StatusCode::NOT_FOUND
-            && litellm_error_type(&body).as_deref() == Some("not_found_error")
-        {
+        if status == StatusCode::NOT_FOUND && is_litellm_key_not_found(&body) {
             return Ok(None);
         }
         let obj = self.expect_success(OP_INFO, status, &body)?;
@@ -953,10 +958,21 @@ fn litellm_message(body: &[u8]) -> Option<String> {
     }
 }
 
-/// `error.type` of a LiteLLM error body.
-fn litellm_error_type(body: &[u8]) -> Option<String> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    value.get("error")?.get("type")?.as_str().map(str::to_owned)
+/// Whether a 404 body is LiteLLM saying "no such key" (`{"error": {"type": "not_found_error"
+/// | message "Key not found…"}}`), as opposed to a 404 from something in front of it (e.g.
+/// FastAPI's `{"detail": "Not Found"}` for a wrong path prefix).
+fn is_litellm_key_not_found(body: &[u8]) -> bool {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    let Some(error) = value.get("error") else {
+        return false;
+    };
+    let field = |name: &str| error.get(name).and_then(Value::as_str).unwrap_or_default();
+    field("type") == "not_found_error"
+        || field("message")
+            .to_ascii_lowercase()
+            .contains("key not found")
 }
 
 fn key_info(info: &Map<String, Value>, now: SystemTime) -> KeyInfo {

@@ -235,6 +235,15 @@ pub struct FieldData {
 }
 
 impl FieldData {
+    /// No input: for requests without a body, such as renew, revoke and rollback.
+    pub fn empty() -> FieldData {
+        FieldData {
+            schema: &[],
+            values: BTreeMap::new(),
+            unknown: Vec::new(),
+        }
+    }
+
     /// Coerce every provided value according to `schema`. Keys not in `schema`
     /// are collected as unknown (not an error). JSON `null` for a known field
     /// counts as "not provided".

@@ -147,6 +147,30 @@ pub struct Request {
     pub system: SystemView,
 }
 
+impl Request {
+    /// A request for a handler, from the host's request and its coerced input.
+    pub fn new(
+        operation: Operation,
+        raw: RawRequest,
+        data: FieldData,
+        storage: Storage,
+        system: SystemView,
+    ) -> Request {
+        Request {
+            id: raw.id,
+            operation,
+            path: raw.path,
+            data,
+            secret: raw.secret,
+            mount_point: raw.mount_point,
+            display_name: raw.display_name,
+            entity_id: raw.entity_id,
+            storage,
+            system,
+        }
+    }
+}
+
 /// What a handler answers.
 #[derive(Debug, Clone, Default)]
 pub struct Response {
@@ -343,18 +367,7 @@ impl<S: Send + Sync + 'static> Backend<S> {
                 .ok_or_else(|| Error::bad_request("lease is not renewable"))?,
             _ => &secret_type.revoke,
         };
-        let request = Request {
-            id: raw.id,
-            operation,
-            path: raw.path,
-            data: FieldData::parse(&[], Map::new())?,
-            secret: raw.secret,
-            mount_point: raw.mount_point,
-            display_name: raw.display_name,
-            entity_id: raw.entity_id,
-            storage,
-            system,
-        };
+        let request = Request::new(operation, raw, FieldData::empty(), storage, system);
         handler(self.state.clone(), request).await
     }
 
@@ -362,7 +375,7 @@ impl<S: Send + Sync + 'static> Backend<S> {
     fn route(
         &self,
         operation: Operation,
-        raw: RawRequest,
+        mut raw: RawRequest,
         storage: Storage,
         system: SystemView,
         coercion: Coercion,
@@ -372,7 +385,9 @@ impl<S: Send + Sync + 'static> Backend<S> {
             .iter()
             .find_map(|p| p.matches(&raw.path).map(|c| (p, c)))
             .ok_or(Error::UnsupportedPath)?;
-        let mut data = match (FieldData::parse(path.fields, raw.data), coercion) {
+        let mut raw = raw;
+        let input = std::mem::take(&mut raw.data);
+        let mut data = match (FieldData::parse(path.fields, input), coercion) {
             (Ok(data), _) => data,
             (Err(_), Coercion::Lenient) => FieldData::parse(path.fields, Map::new())?,
             (Err(e), Coercion::Strict) => return Err(e.into()),
@@ -380,18 +395,6 @@ impl<S: Send + Sync + 'static> Backend<S> {
         for (name, value) in captures {
             data.insert_capture(name, value);
         }
-        let request = Request {
-            id: raw.id,
-            operation,
-            path: raw.path,
-            data,
-            secret: raw.secret,
-            mount_point: raw.mount_point,
-            display_name: raw.display_name,
-            entity_id: raw.entity_id,
-            storage,
-            system,
-        };
-        Ok((path, request))
+        Ok((path, Request::new(operation, raw, data, storage, system)))
     }
 }

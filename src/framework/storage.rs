@@ -42,7 +42,7 @@ impl Storage {
                         txn: String::new(),
                     })
                     .await
-                    .map_err(|s| StorageError(s.message().to_string()))?
+                    .map_err(rpc_error)?
                     .into_inner();
                 host_result(&reply.err)?;
                 Ok(reply.entry.map(|e| e.value))
@@ -72,7 +72,7 @@ impl Storage {
                         txn: String::new(),
                     })
                     .await
-                    .map_err(|s| StorageError(s.message().to_string()))?
+                    .map_err(rpc_error)?
                     .into_inner();
                 host_result(&reply.err)
             }
@@ -94,7 +94,7 @@ impl Storage {
                         txn: String::new(),
                     })
                     .await
-                    .map_err(|s| StorageError(s.message().to_string()))?
+                    .map_err(rpc_error)?
                     .into_inner();
                 host_result(&reply.err)
             }
@@ -116,7 +116,7 @@ impl Storage {
                         txn: String::new(),
                     })
                     .await
-                    .map_err(|s| StorageError(s.message().to_string()))?
+                    .map_err(rpc_error)?
                     .into_inner();
                 host_result(&reply.err)?;
                 Ok(reply.keys)
@@ -161,6 +161,10 @@ impl Storage {
             .map_err(|e| StorageError(format!("encoding {key:?}: {e}")))?;
         self.put(key, bytes, seal_wrap).await
     }
+}
+
+fn rpc_error(status: tonic::Status) -> StorageError {
+    StorageError(status.message().to_string())
 }
 
 fn host_result(err: &str) -> Result<(), StorageError> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::storage::{Storage, StorageError};
 use super::system_view::SystemView;
@@ -115,18 +115,17 @@ pub(super) async fn rollback<S: Send + Sync + 'static>(
         if !immediate && entry.age(now) < backend.wal_rollback_min_age {
             continue;
         }
-        let request = Request {
-            id: String::new(),
-            operation: Operation::Rollback,
-            path: String::new(),
-            data: FieldData::parse(&[], Map::new())?,
-            secret: None,
+        let internal = RawRequest {
             mount_point: raw.mount_point.clone(),
-            display_name: String::new(),
-            entity_id: String::new(),
-            storage: storage.clone(),
-            system: system.clone(),
+            ..RawRequest::default()
         };
+        let request = Request::new(
+            Operation::Rollback,
+            internal,
+            FieldData::empty(),
+            storage.clone(),
+            system.clone(),
+        );
         match undo(backend.state().clone(), request, entry.clone()).await {
             Ok(()) => delete(&storage, &id).await?,
             Err(e) => {
