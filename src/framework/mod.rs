@@ -385,7 +385,6 @@ impl<S: Send + Sync + 'static> Backend<S> {
             .iter()
             .find_map(|p| p.matches(&raw.path).map(|c| (p, c)))
             .ok_or(Error::UnsupportedPath)?;
-        let mut raw = raw;
         let input = std::mem::take(&mut raw.data);
         let mut data = match (FieldData::parse(path.fields, input), coercion) {
             (Ok(data), _) => data,
