@@ -25,7 +25,7 @@
 
 #![allow(dead_code)] // each integration-test crate uses a different subset
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -265,12 +265,7 @@ impl FakeLiteLlm {
 
     /// The live key with this alias, if any.
     pub fn find_by_alias(&self, alias: &str) -> Option<KeyRecord> {
-        let db = self.shared.db();
-        db.live
-            .values()
-            .filter(|k| k.key_alias.as_deref() == Some(alias))
-            .min_by_key(|k| k.seq)
-            .cloned()
+        self.shared.db().by_alias(alias).cloned()
     }
 
     /// The live key with this hash, if any.
@@ -363,7 +358,69 @@ struct Shared {
 struct Db {
     live: HashMap<String, KeyRecord>,
     deleted: HashMap<String, KeyRecord>,
+    /// alias → tokens of live keys, so alias checks stay O(1) with many keys (benchmarks).
+    by_alias: HashMap<String, HashSet<String>>,
     seq: u64,
+}
+
+impl Db {
+    fn insert(&mut self, record: KeyRecord) {
+        if let Some(alias) = &record.key_alias {
+            self.by_alias
+                .entry(alias.clone())
+                .or_default()
+                .insert(record.token.clone());
+        }
+        self.live.insert(record.token.clone(), record);
+    }
+
+    fn remove(&mut self, token: &str) -> Option<KeyRecord> {
+        let record = self.live.remove(token)?;
+        if let Some(alias) = &record.key_alias {
+            self.unindex(alias, token);
+        }
+        Some(record)
+    }
+
+    fn set_alias(&mut self, token: &str, alias: Option<String>) {
+        let Some(record) = self.live.get_mut(token) else {
+            return;
+        };
+        let old = std::mem::replace(&mut record.key_alias, alias.clone());
+        if let Some(old) = old {
+            self.unindex(&old, token);
+        }
+        if let Some(alias) = alias {
+            self.by_alias
+                .entry(alias)
+                .or_default()
+                .insert(token.to_owned());
+        }
+    }
+
+    fn unindex(&mut self, alias: &str, token: &str) {
+        if let Some(tokens) = self.by_alias.get_mut(alias) {
+            tokens.remove(token);
+            if tokens.is_empty() {
+                self.by_alias.remove(alias);
+            }
+        }
+    }
+
+    /// The oldest live key with this alias (aliases are unique here, but not always upstream).
+    fn by_alias(&self, alias: &str) -> Option<&KeyRecord> {
+        self.by_alias
+            .get(alias)?
+            .iter()
+            .filter_map(|t| self.live.get(t))
+            .min_by_key(|k| k.seq)
+    }
+
+    fn alias_taken(&self, alias: &str, except: Option<&str>) -> bool {
+        self.by_alias
+            .get(alias)
+            .is_some_and(|tokens| tokens.iter().any(|t| Some(t.as_str()) != except))
+    }
 }
 
 struct FaultSlot {
@@ -1125,12 +1182,6 @@ fn check_budgets(f: &KeyFields) -> Result<(), Reply> {
     Ok(())
 }
 
-fn alias_taken(db: &Db, alias: &str, except: Option<&str>) -> bool {
-    db.live
-        .values()
-        .any(|k| k.key_alias.as_deref() == Some(alias) && Some(k.token.as_str()) != except)
-}
-
 fn duplicate_alias(alias: &str) -> Reply {
     (
         StatusCode::BAD_REQUEST,
@@ -1223,7 +1274,7 @@ fn generate(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply
     let record = {
         let mut db = shared.db();
         if let Some(alias) = &key_alias
-            && alias_taken(&db, alias, None)
+            && db.alias_taken(alias, None)
         {
             return duplicate_alias(alias);
         }
@@ -1261,7 +1312,7 @@ fn generate(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply
             deleted_at: None,
             seq: db.seq,
         };
-        db.live.insert(token.clone(), record.clone());
+        db.insert(record.clone());
         record
     };
 
@@ -1329,12 +1380,7 @@ fn update(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply {
             }
             token
         }
-        (None, Some(alias)) => match db
-            .live
-            .values()
-            .filter(|k| k.key_alias.as_deref() == Some(alias.as_str()))
-            .min_by_key(|k| k.seq)
-        {
+        (None, Some(alias)) => match db.by_alias(alias) {
             Some(k) => k.token.clone(),
             None => {
                 return not_found(
@@ -1348,18 +1394,18 @@ fn update(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply {
     // With `key` given, `key_alias` is a rename and must stay unique.
     if f.key.is_some()
         && let Some(Some(alias)) = &f.key_alias
-        && alias_taken(&db, alias, Some(&token))
+        && db.alias_taken(alias, Some(&token))
     {
         return duplicate_alias(alias);
+    }
+    if f.key.is_some()
+        && let Some(alias) = &f.key_alias
+    {
+        db.set_alias(&token, alias.clone());
     }
     let Some(record) = db.live.get_mut(&token) else {
         return not_found("Key not found.", "key");
     };
-    if f.key.is_some()
-        && let Some(alias) = &f.key_alias
-    {
-        record.key_alias = alias.clone();
-    }
     if let Some(expires) = new_expires {
         record.expires = expires;
     }
@@ -1464,18 +1510,18 @@ fn delete(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply {
         }
         None => {
             let aliases = aliases.unwrap_or_default();
-            let tokens = db
-                .live
-                .values()
-                .filter(|k| k.key_alias.as_ref().is_some_and(|a| aliases.contains(a)))
-                .map(|k| k.token.clone())
+            let tokens = aliases
+                .iter()
+                .filter_map(|a| db.by_alias.get(a))
+                .flatten()
+                .cloned()
                 .collect();
             (aliases, tokens)
         }
     };
     let mut removed = 0;
     for token in tokens {
-        if let Some(mut record) = db.live.remove(&token) {
+        if let Some(mut record) = db.remove(&token) {
             record.deleted_at = Some(deleted_at);
             record.updated_at = deleted_at;
             db.deleted.insert(token, record);
