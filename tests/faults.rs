@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use support::bao::{DevServer, DevServerOptions};
 use support::fake_litellm::{FakeLiteLlm, Fault, Op};
-use support::{PLUGIN, eventually, mount};
+use support::{configure, eventually, mount};
 use vault_plugin_secrets_litellm::backend::{LiteLlm, factory};
 use vault_plugin_secrets_litellm::framework::system_view::FixedSystemView;
 use vault_plugin_secrets_litellm::framework::{
@@ -279,14 +279,7 @@ async fn plugin_killed_between_generate_and_reply_leaves_no_key() {
         DevServer::start_with(DevServerOptions::default().env("LITELLM_PLUGIN_WAL_MIN_AGE", "1s"));
     mount(&server, &["litellm"]);
     let client = server.client();
-    client
-        .bao(&[
-            "write",
-            "litellm/config",
-            &format!("base_url={}", litellm.url()),
-            &format!("master_key={MASTER_KEY}"),
-        ])
-        .ok();
+    configure(&server, "litellm", &litellm.url(), MASTER_KEY);
     client.bao(&["write", "litellm/roles/dev", "ttl=10m"]).ok();
 
     // LiteLLM creates the key, then holds the answer back while we kill the plugin.
@@ -326,5 +319,4 @@ async fn plugin_killed_between_generate_and_reply_leaves_no_key() {
         server.server_log().contains("rolled back a key"),
         "rollback ran"
     );
-    let _ = PLUGIN;
 }

@@ -8,21 +8,14 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use support::bao::{DevServer, DevServerOptions};
-use support::{RealLiteLlm, eventually, mount};
+use support::{RealLiteLlm, configure, eventually, mount};
 use vault_plugin_secrets_litellm::client::{Client, ClientConfig, KeyInfo, KeyStatus, token_hash};
 
 /// A dev server with the plugin at `litellm/`, configured for the real proxy.
 fn server_with(litellm: &RealLiteLlm, options: DevServerOptions) -> DevServer {
     let server = DevServer::start_with(options);
     mount(&server, &["litellm"]);
-    server
-        .bao(&[
-            "write",
-            "litellm/config",
-            &format!("base_url={}", litellm.url),
-            &format!("master_key={}", litellm.master_key),
-        ])
-        .ok();
+    configure(&server, "litellm", &litellm.url, &litellm.master_key);
     server
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::bao::DevServer;
 use support::fake_litellm::FakeLiteLlm;
-use support::{PLUGIN, eventually, mount, plugin_binary, plugin_version};
+use support::{PLUGIN, configure, eventually, mount, plugin_binary, plugin_info, plugin_version};
 
 const MASTER_KEY: &str = "sk-platform-test-master-key-0123456789";
 
@@ -58,17 +58,7 @@ async fn two_mounts_share_one_process_and_config_round_trips() {
     let server = DevServer::start();
     mount(&server, &["litellm", "litellm2"]);
 
-    let info = server
-        .bao(&[
-            "plugin",
-            "info",
-            "-format=json",
-            &format!("-version={}", plugin_version()),
-            "secret",
-            PLUGIN,
-        ])
-        .ok()
-        .json();
+    let info = plugin_info(&server, PLUGIN);
     assert_eq!(info["version"], plugin_version());
     // Registered without -version, the catalog adopts the version the plugin reports.
     let sha = server.install_plugin_binary(&plugin_binary(), "self-reporting");
@@ -81,17 +71,7 @@ async fn two_mounts_share_one_process_and_config_round_trips() {
             "self-reporting",
         ])
         .ok();
-    let info = server
-        .bao(&[
-            "plugin",
-            "info",
-            "-format=json",
-            &format!("-version={}", plugin_version()),
-            "secret",
-            "self-reporting",
-        ])
-        .ok()
-        .json();
+    let info = plugin_info(&server, "self-reporting");
     assert_eq!(info["version"], plugin_version());
     assert_eq!(
         server.plugin_pids().len(),
@@ -262,14 +242,7 @@ async fn reload_and_sigkill_recover_and_disable_ends_the_process() {
     let litellm = fake().await;
     let server = DevServer::start();
     mount(&server, &["litellm", "other"]);
-    server
-        .bao(&[
-            "write",
-            "litellm/config",
-            &format!("base_url={}", litellm.url()),
-            &format!("master_key={MASTER_KEY}"),
-        ])
-        .ok();
+    configure(&server, "litellm", &litellm.url(), MASTER_KEY);
     let first = server.plugin_pids();
     assert_eq!(first.len(), 1);
 

@@ -30,6 +30,35 @@ pub fn mount(server: &DevServer, paths: &[&str]) {
     }
 }
 
+/// Points the mount at `path` to the LiteLLM at `url` through the real CLI.
+#[track_caller]
+pub fn configure(server: &DevServer, path: &str, url: &str, master_key: &str) {
+    server
+        .bao(&[
+            "write",
+            &format!("{path}/config"),
+            &format!("base_url={url}"),
+            &format!("master_key={master_key}"),
+        ])
+        .ok();
+}
+
+/// `bao plugin info -format=json -version=<ours> secret <name>`.
+#[track_caller]
+pub fn plugin_info(server: &DevServer, name: &str) -> serde_json::Value {
+    server
+        .bao(&[
+            "plugin",
+            "info",
+            "-format=json",
+            &format!("-version={}", plugin_version()),
+            "secret",
+            name,
+        ])
+        .ok()
+        .json()
+}
+
 /// The real LiteLLM proxy the suite runs against (started by `scripts/test.sh`).
 #[derive(Clone, Debug)]
 pub struct RealLiteLlm {
