@@ -1,10 +1,12 @@
 //! The LiteLLM secrets engine: its state, caches and path table.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use crate::client::Client;
+use crate::framework::cache::StorageCache;
 use crate::framework::{self, Backend, SpecialPaths, Storage};
 use crate::path_config::{self, Config};
+use crate::path_roles::Role;
 use crate::{path_creds, path_roles, secret_key};
 
 const BACKEND_HELP: &str = "\
@@ -17,50 +19,52 @@ expiry in LiteLLM; revoking or expiring it deletes the key.";
 /// State shared by all requests of one mount.
 #[derive(Default)]
 pub struct LiteLlm {
-    /// The LiteLLM client built from the stored config, cached until the config changes.
-    client: RwLock<ClientCache>,
-}
-
-#[derive(Default)]
-struct ClientCache {
-    /// Bumped by every invalidation, so a request that loaded the config before a write
-    /// cannot put the stale client back.
-    generation: u64,
-    client: Option<Client>,
+    /// The LiteLLM client built from the stored config (one connection pool per mount).
+    client: StorageCache<Client>,
+    /// Roles by storage key.
+    roles: StorageCache<Arc<Role>>,
 }
 
 impl LiteLlm {
     /// The client for the configured LiteLLM, or a clear error when the mount is unconfigured.
     pub async fn client(&self, storage: &Storage) -> framework::Result<Client> {
-        let generation = match self.client.read() {
-            Ok(cache) => match &cache.client {
-                Some(client) => return Ok(client.clone()),
-                None => cache.generation,
-            },
-            Err(_) => 0,
-        };
-        let config = Config::load(storage).await?.ok_or_else(|| {
+        let client = self
+            .client
+            .get_or_load(path_config::STORAGE_KEY, || async {
+                let Some(config) = Config::load(storage).await? else {
+                    return Ok(None);
+                };
+                Client::new(&config.client_config()).map(Some).map_err(|e| {
+                    framework::Error::Internal(format!("stored config is unusable: {e}"))
+                })
+            })
+            .await?;
+        client.ok_or_else(|| {
             framework::Error::bad_request(
                 "the LiteLLM connection is not configured: write to config first",
             )
-        })?;
-        let client = Client::new(&config.client_config())
-            .map_err(|e| framework::Error::Internal(format!("stored config is unusable: {e}")))?;
-        if let Ok(mut cache) = self.client.write()
-            && cache.generation == generation
-        {
-            cache.client = Some(client.clone());
-        }
-        Ok(client)
+        })
+    }
+
+    /// Role `name`, `None` when it does not exist.
+    pub async fn role(
+        &self,
+        storage: &Storage,
+        name: &str,
+    ) -> framework::Result<Option<Arc<Role>>> {
+        self.roles
+            .get_or_load(&path_roles::storage_key(name), || async {
+                Ok(Role::load(storage, name).await?.map(Arc::new))
+            })
+            .await
     }
 
     /// Drops cached state derived from storage `key`.
     pub fn invalidate(&self, key: &str) {
-        if key == path_config::STORAGE_KEY
-            && let Ok(mut cache) = self.client.write()
-        {
-            cache.generation += 1;
-            cache.client = None;
+        if key == path_config::STORAGE_KEY {
+            self.client.invalidate(key);
+        } else if key.starts_with(path_roles::STORAGE_PREFIX) {
+            self.roles.invalidate(key);
         }
     }
 }

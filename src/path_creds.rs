@@ -48,10 +48,14 @@ pub fn path() -> Path<LiteLlm> {
 
 async fn issue(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
     let role_name = path_roles::role_name(&req.data)?.to_string();
-    let role = Role::load(&req.storage, &role_name)
-        .await?
-        .ok_or_else(|| Error::bad_request(format!("role {role_name:?} does not exist")))?;
-    let client = backend.client(&req.storage).await?;
+    // Independent lookups, concurrently: most are cache hits, the lease limits a host call.
+    let (role, client, limits) = tokio::try_join!(
+        backend.role(&req.storage, &role_name),
+        backend.client(&req.storage),
+        async { Ok(req.system.lease_limits().await?) },
+    )?;
+    let role =
+        role.ok_or_else(|| Error::bad_request(format!("role {role_name:?} does not exist")))?;
 
     let mut warnings = Vec::new();
     let mut ttl_request = TtlRequest {
@@ -59,7 +63,6 @@ async fn issue(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> 
         backend_max_ttl: role.max_ttl(),
         ..TtlRequest::default()
     };
-    let limits = req.system.lease_limits().await?;
     if let Some(asked) = req.data.duration("ttl").filter(|t| !t.is_zero()) {
         let role_ttl = if role.ttl > 0 {
             role.ttl()

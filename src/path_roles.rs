@@ -312,19 +312,20 @@ async fn read(_: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
     }))))
 }
 
-async fn write(_: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+async fn write(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
     let name = role_name(&req.data)?;
     let mut role = Role::load(&req.storage, name).await?.unwrap_or_default();
     role.apply(&req.data)?;
-    req.storage
-        .put_json(&storage_key(name), &role, false)
-        .await?;
+    let key = storage_key(name);
+    req.storage.put_json(&key, &role, false).await?;
+    backend.invalidate(&key);
     Ok(None)
 }
 
-async fn delete(_: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
-    let name = role_name(&req.data)?;
-    req.storage.delete(&storage_key(name)).await?;
+async fn delete(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+    let key = storage_key(role_name(&req.data)?);
+    req.storage.delete(&key).await?;
+    backend.invalidate(&key);
     Ok(None)
 }
 

@@ -15,7 +15,6 @@ use crate::framework::lease::{TtlRequest, calculate_ttl};
 use crate::framework::{
     Error, LeaseOptions, Request, Response, Result, SecretType, WalEntry, handler,
 };
-use crate::path_roles::Role;
 
 /// Secret type name stored in each lease.
 pub const SECRET_TYPE: &str = "litellm_key";
@@ -73,13 +72,17 @@ pub fn secret_type() -> SecretType<LiteLlm> {
 
 async fn renew(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
     let (key, options) = KeyLease::from_request(&req)?;
-    let role = Role::load(&req.storage, &key.role).await?.ok_or_else(|| {
+    let (role, client, limits) = tokio::try_join!(
+        backend.role(&req.storage, &key.role),
+        backend.client(&req.storage),
+        async { Ok(req.system.lease_limits().await?) },
+    )?;
+    let role = role.ok_or_else(|| {
         Error::bad_request(format!(
             "role {:?} was deleted, so this lease cannot be renewed (it can still be revoked)",
             key.role
         ))
     })?;
-    let limits = req.system.lease_limits().await?;
     let ttl_request = TtlRequest {
         increment: options.increment,
         backend_ttl: role.ttl(),
@@ -89,7 +92,6 @@ async fn renew(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> 
     };
     let calculated = calculate_ttl(limits, ttl_request, SystemTime::now())
         .map_err(|e| Error::bad_request(e.to_string()))?;
-    let client = backend.client(&req.storage).await?;
     client
         .extend(&key.token_id, (calculated.ttl + EXPIRY_BUFFER).as_secs())
         .await

@@ -9,114 +9,12 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use support::bao::{DevServer, DevServerOptions};
+use support::engine::{Engine, MASTER_KEY};
 use support::fake_litellm::{FakeLiteLlm, Fault, Op};
 use support::{configure, eventually, mount};
-use vault_plugin_secrets_litellm::backend::{LiteLlm, factory};
-use vault_plugin_secrets_litellm::framework::system_view::FixedSystemView;
-use vault_plugin_secrets_litellm::framework::{
-    self, Backend, LeaseSecret, RawRequest, Response, Storage, SystemView, wal,
-};
-
-const MASTER_KEY: &str = "sk-fault-test-master-key-0123456789";
-
-/// One mount of the engine, in-process, with in-memory storage and the fake LiteLLM.
-struct Engine {
-    backend: Backend<LiteLlm>,
-    storage: Storage,
-    system: SystemView,
-    litellm: FakeLiteLlm,
-}
-
-impl Engine {
-    async fn start() -> Engine {
-        let litellm = FakeLiteLlm::start(MASTER_KEY).await.unwrap();
-        let engine = Engine {
-            backend: factory(),
-            storage: Storage::memory(),
-            system: SystemView::Fixed(FixedSystemView::default()),
-            litellm,
-        };
-        let config = json!({"base_url": engine.litellm.url(), "master_key": MASTER_KEY, "request_timeout": "1s"});
-        engine.call("update", "config", config).await.unwrap();
-        engine
-            .call(
-                "update",
-                "roles/dev",
-                json!({"models": "fake-gpt", "ttl": "5m", "max_ttl": "1h"}),
-            )
-            .await
-            .unwrap();
-        engine
-    }
-
-    async fn call(
-        &self,
-        operation: &str,
-        path: &str,
-        data: Value,
-    ) -> framework::Result<Option<Response>> {
-        let Value::Object(data) = data else {
-            panic!("object expected")
-        };
-        let raw = RawRequest {
-            id: uuid::Uuid::new_v4().to_string(),
-            operation: operation.to_string(),
-            path: path.to_string(),
-            data,
-            mount_point: "litellm/".to_string(),
-            display_name: "token".to_string(),
-            ..RawRequest::default()
-        };
-        self.backend
-            .handle_request(raw, self.storage.clone(), self.system.clone())
-            .await
-    }
-
-    async fn lease_call(
-        &self,
-        operation: &str,
-        secret: &LeaseSecret,
-    ) -> framework::Result<Option<Response>> {
-        let raw = RawRequest {
-            operation: operation.to_string(),
-            path: "creds/dev".to_string(),
-            secret: Some(secret.clone()),
-            mount_point: "litellm/".to_string(),
-            ..RawRequest::default()
-        };
-        self.backend
-            .handle_request(raw, self.storage.clone(), self.system.clone())
-            .await
-    }
-
-    async fn issue(&self) -> framework::Result<LeaseSecret> {
-        let response = self
-            .call("read", "creds/dev", json!({}))
-            .await?
-            .expect("a response");
-        Ok(response.secret.expect("a lease"))
-    }
-
-    async fn wal_ids(&self) -> Vec<String> {
-        wal::list(&self.storage).await.unwrap()
-    }
-
-    async fn rollback_now(&self) {
-        let mut data = Map::new();
-        data.insert("immediate".into(), Value::Bool(true));
-        let raw = RawRequest {
-            operation: "rollback".into(),
-            data,
-            ..RawRequest::default()
-        };
-        self.backend
-            .handle_request(raw, self.storage.clone(), self.system.clone())
-            .await
-            .unwrap();
-    }
-}
+use vault_plugin_secrets_litellm::framework::{self, RawRequest, wal};
 
 /// Faults that fail a request, with a word the error must contain.
 fn faults() -> Vec<(Fault, &'static str)> {

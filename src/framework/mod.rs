@@ -11,9 +11,11 @@
 //! - [`lease`]: Vault's `CalculateTTL`.
 //! - [`secret`]: secret types, lease options and the renew/revoke dispatch key.
 //! - [`wal`]: write-ahead log entries and their rollback.
-//! - [`storage`], [`system_view`]: the host services a request may use.
+//! - [`storage`], [`system_view`]: the host services a request may use; [`cache`] keeps
+//!   values derived from storage until they change.
 //! - [`help`]: `path-help` texts and the OpenAPI document.
 
+pub mod cache;
 pub mod field;
 pub mod help;
 pub mod lease;

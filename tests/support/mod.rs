@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bao;
+pub mod engine;
 pub mod fake_litellm;
 
 use std::path::PathBuf;

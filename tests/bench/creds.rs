@@ -1,0 +1,541 @@
+//! The plugin's benchmark: how much latency, CPU and memory the plugin adds between an
+//! application, Vault and LiteLLM, measured against its physical limits in one run.
+//!
+//! Run with `scripts/bench.sh` (or `cargo bench --bench creds`). It starts a dev OpenBao on
+//! loopback with the release plugin mounted, a zero-latency fake LiteLLM in this process and,
+//! when `LITELLM_BASE_URL`/`LITELLM_MASTER_KEY` are set, uses the real LiteLLM too. Over
+//! OpenBao's HTTP API with keep-alive clients it measures, at 1 and 32 concurrent clients:
+//!
+//! 1. `GET kv/data/x` on the built-in KV v2 engine (Vault's own request path, no plugin);
+//! 2. `POST /key/generate` straight to the upstream (no Vault);
+//! 3. `GET litellm/creds/<role>` (the full path) and the lease revoke;
+//!
+//! and reports plugin overhead = (3) − (1) − (2) at p50, creds/s, CPU seconds of the plugin and
+//! of `bao` per 1,000 issues, plugin RSS (idle, under load, after the issue/revoke cycles),
+//! launch → handshake time and `secrets enable` → first creds. Ratios are taken within one run,
+//! because absolute times drift on shared machines. Output: a table on stdout and a JSON file
+//! in `bench-results/`.
+
+#[path = "../support/bao.rs"]
+mod bao;
+#[path = "../support/fake_litellm.rs"]
+mod fake_litellm;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bao::{DevServer, DevServerOptions};
+use fake_litellm::FakeLiteLlm;
+use serde_json::{Map, Value, json};
+
+const PLUGIN: &str = "vault-plugin-secrets-litellm";
+const MASTER_KEY: &str = "sk-bench-master-key-0123456789abcdef";
+const CONCURRENCY: [usize; 2] = [1, 32];
+
+/// Request counts per measurement (`BENCH_SCALE` multiplies them; 0.1 for a smoke run).
+struct Plan {
+    requests: usize,
+    cycles: usize,
+    handshakes: usize,
+}
+
+impl Plan {
+    fn from_env() -> Plan {
+        let scale: f64 = std::env::var("BENCH_SCALE")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1.0);
+        let n = |base: f64| ((base * scale) as usize).max(10);
+        Plan {
+            requests: n(2000.0),
+            cycles: n(10_000.0),
+            handshakes: n(30.0),
+        }
+    }
+}
+
+/// Latency distribution and throughput of one measurement.
+#[derive(Clone, Copy, Default)]
+struct Stats {
+    p50_ms: f64,
+    p99_ms: f64,
+    per_sec: f64,
+    errors: usize,
+}
+
+impl Stats {
+    fn json(&self) -> Value {
+        json!({ "p50_ms": round(self.p50_ms), "p99_ms": round(self.p99_ms), "per_sec": round(self.per_sec), "errors": self.errors })
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// Runs `total` calls of `call` from `clients` concurrent workers.
+async fn measure<F, Fut>(clients: usize, total: usize, call: F) -> Stats
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let call = Arc::new(call);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..clients {
+        let (call, next) = (call.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let (mut times, mut errors) = (Vec::new(), 0);
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    return (times, errors);
+                }
+                let t = Instant::now();
+                if call(i).await {
+                    times.push(t.elapsed());
+                } else {
+                    errors += 1;
+                }
+            }
+        }));
+    }
+    let (mut times, mut errors) = (Vec::new(), 0);
+    for w in workers {
+        let (t, e) = w.await.expect("worker");
+        times.extend(t);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    times.sort();
+    Stats {
+        p50_ms: percentile(&times, 0.5),
+        p99_ms: percentile(&times, 0.99),
+        per_sec: times.len() as f64 / elapsed,
+        errors,
+    }
+}
+
+/// A keep-alive HTTP client for OpenBao's API.
+#[derive(Clone)]
+struct Api {
+    http: reqwest::Client,
+    addr: String,
+    token: String,
+}
+
+impl Api {
+    fn url(&self, path: &str) -> String {
+        format!("{}/v1/{path}", self.addr)
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, String> {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .header("X-Vault-Token", &self.token);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{path}: HTTP {status}: {text}"));
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> Result<Value, String> {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
+        self.call(reqwest::Method::POST, path, Some(&body)).await
+    }
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// Median time from spawning the plugin as a host would to its handshake line.
+fn handshake_ms(binary: &PathBuf, runs: usize) -> f64 {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).expect("key");
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    let host_cert = params.self_signed(&key).expect("cert").pem();
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let mut child = Command::new(binary)
+            .env(
+                "VAULT_BACKEND_PLUGIN",
+                "6669da05-b1c8-4f49-97d9-c8e5bed98e20",
+            )
+            .env("PLUGIN_PROTOCOL_VERSIONS", "5")
+            .env("PLUGIN_CLIENT_CERT", &host_cert)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn plugin");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("handshake");
+        times.push(started.elapsed());
+        assert!(line.starts_with("1|5|unix|"), "bad handshake line {line:?}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    times.sort();
+    percentile(&times, 0.5)
+}
+
+/// Direct `/key/generate` calls to an upstream, cleaned up afterwards.
+async fn direct_generate(url: &str, master_key: &str, clients: usize, total: usize) -> Stats {
+    let http = reqwest::Client::new();
+    let keys = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (u, m, k) = (url.to_string(), master_key.to_string(), keys.clone());
+    let stats = measure(clients, total, move |i| {
+        let (http, u, m, k) = (http.clone(), u.clone(), m.clone(), k.clone());
+        async move {
+            let body = json!({"key_alias": format!("bench-direct-{}-{i}", std::process::id()), "duration": "300s", "models": ["fake-gpt"], "metadata": {"bench": "1"}});
+            match http.post(format!("{u}/key/generate")).bearer_auth(&m).json(&body).send().await {
+                Ok(r) if r.status().is_success() => {
+                    if let Ok(v) = r.json::<Value>().await
+                        && let Some(t) = v["token"].as_str()
+                    {
+                        k.lock().expect("keys").push(t.to_string());
+                    }
+                    true
+                }
+                _ => false,
+            }
+        }
+    })
+    .await;
+    let tokens = std::mem::take(&mut *keys.lock().expect("keys"));
+    for chunk in tokens.chunks(100) {
+        let _ = reqwest::Client::new()
+            .post(format!("{url}/key/delete"))
+            .bearer_auth(master_key)
+            .json(&json!({"keys": chunk}))
+            .send()
+            .await;
+    }
+    stats
+}
+
+/// Issues (and, separately, revokes) `total` credentials of `mount`/`role`.
+async fn creds_and_revoke(api: &Api, mount: &str, clients: usize, total: usize) -> (Stats, Stats) {
+    let leases = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (a, path, l) = (api.clone(), format!("{mount}/creds/bench"), leases.clone());
+    let issue = measure(clients, total, move |_| {
+        let (a, path, l) = (a.clone(), path.clone(), l.clone());
+        async move {
+            match a.get(&path).await {
+                Ok(v) => {
+                    l.lock()
+                        .expect("leases")
+                        .push(v["lease_id"].as_str().unwrap_or_default().to_string());
+                    true
+                }
+                Err(e) => {
+                    eprintln!("creds failed: {e}");
+                    false
+                }
+            }
+        }
+    })
+    .await;
+    let leases = Arc::new(std::mem::take(&mut *leases.lock().expect("leases")));
+    let (a, l) = (api.clone(), leases.clone());
+    let revoke = measure(clients, leases.len(), move |i| {
+        let (a, l) = (a.clone(), l.clone());
+        async move {
+            a.post("sys/leases/revoke", json!({"lease_id": l[i], "sync": true}))
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+    (issue, revoke)
+}
+
+async fn kv_reads(api: &Api, clients: usize, total: usize) -> Stats {
+    let a = api.clone();
+    measure(clients, total, move |_| {
+        let a = a.clone();
+        async move { a.get("kv/data/x").await.is_ok() }
+    })
+    .await
+}
+
+fn commit() -> String {
+    Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let plan = Plan::from_env();
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_vault-plugin-secrets-litellm"));
+    let mut report = Map::new();
+    let mut table: Vec<(String, String)> = Vec::new();
+
+    let handshake = handshake_ms(&binary, plan.handshakes);
+    table.push((
+        "launch → handshake line (median)".into(),
+        format!("{handshake:.1} ms"),
+    ));
+    report.insert("handshake_ms".into(), json!(round(handshake)));
+
+    let fake = FakeLiteLlm::start(MASTER_KEY).await.expect("fake LiteLLM");
+    let server = DevServer::start_with(DevServerOptions::default().log_level("warn"));
+    server.register_plugin(&binary, PLUGIN, &format!("v{}", env!("CARGO_PKG_VERSION")));
+    let api = Api {
+        http: reqwest::Client::new(),
+        addr: server.addr(),
+        token: server.token(),
+    };
+
+    // Built-in KV v2 as the baseline of Vault's own request path.
+    api.post(
+        "sys/mounts/kv",
+        json!({"type": "kv", "options": {"version": "2"}}),
+    )
+    .await
+    .expect("kv mount");
+    while api
+        .post("kv/data/x", json!({"data": {"v": "1"}}))
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // secrets enable → first creds, over the HTTP API.
+    let started = Instant::now();
+    api.post("sys/mounts/litellm", json!({"type": PLUGIN}))
+        .await
+        .expect("enable");
+    api.post(
+        "litellm/config",
+        json!({"base_url": fake.url(), "master_key": MASTER_KEY}),
+    )
+    .await
+    .expect("config");
+    api.post(
+        "litellm/roles/bench",
+        json!({"models": "fake-gpt", "ttl": "10m", "max_ttl": "1h"}),
+    )
+    .await
+    .expect("role");
+    api.get("litellm/creds/bench").await.expect("first creds");
+    let enable_to_creds = started.elapsed().as_secs_f64() * 1000.0;
+    table.push((
+        "secrets enable → first creds".into(),
+        format!("{enable_to_creds:.0} ms"),
+    ));
+    report.insert(
+        "enable_to_first_creds_ms".into(),
+        json!(round(enable_to_creds)),
+    );
+    api.post(
+        "sys/leases/revoke-prefix/litellm/creds/bench",
+        json!({"sync": true}),
+    )
+    .await
+    .expect("revoke");
+
+    let plugin_pid = *server.plugin_pids().first().expect("plugin process");
+    let bao_pid = server.pid();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = rss_mib(plugin_pid);
+
+    let mut rss_load = rss_idle;
+    let mut results = Map::new();
+    for clients in CONCURRENCY {
+        let kv = kv_reads(&api, clients, plan.requests).await;
+        let direct = direct_generate(&fake.url(), MASTER_KEY, clients, plan.requests).await;
+        let (plugin_cpu, bao_cpu) = (cpu_seconds(plugin_pid), cpu_seconds(bao_pid));
+        let (creds, revoke) = creds_and_revoke(&api, "litellm", clients, plan.requests).await;
+        let plugin_cpu = cpu_seconds(plugin_pid) - plugin_cpu;
+        let bao_cpu = cpu_seconds(bao_pid) - bao_cpu;
+        rss_load = rss_load.max(rss_mib(plugin_pid));
+        let overhead = creds.p50_ms - kv.p50_ms - direct.p50_ms;
+        let per_1000 = 1000.0 / plan.requests as f64;
+        for (name, s) in [
+            ("kv read", kv),
+            ("direct generate", direct),
+            ("creds", creds),
+            ("revoke", revoke),
+        ] {
+            table.push((
+                format!("{name} @{clients}"),
+                format!(
+                    "p50 {:.2} ms  p99 {:.2} ms  {:.0}/s  errors {}",
+                    s.p50_ms, s.p99_ms, s.per_sec, s.errors
+                ),
+            ));
+        }
+        table.push((
+            format!("plugin overhead p50 @{clients}"),
+            format!("{overhead:.2} ms"),
+        ));
+        table.push((
+            format!("CPU per 1,000 issues+revokes @{clients}"),
+            format!(
+                "plugin {:.2} s, bao {:.2} s (ratio {:.2})",
+                plugin_cpu * per_1000,
+                bao_cpu * per_1000,
+                plugin_cpu / bao_cpu
+            ),
+        ));
+        results.insert(
+            format!("c{clients}"),
+            json!({
+                "kv_read": kv.json(), "direct_generate": direct.json(), "creds": creds.json(), "revoke": revoke.json(),
+                "plugin_overhead_p50_ms": round(overhead),
+                "plugin_cpu_s_per_1000": round(plugin_cpu * per_1000), "bao_cpu_s_per_1000": round(bao_cpu * per_1000),
+            }),
+        );
+    }
+    report.insert("fake_upstream".into(), Value::Object(results));
+
+    // Issue/revoke cycles at 32 clients: errors, keys left, RSS growth.
+    let (cycle_issue, cycle_revoke) = creds_and_revoke(&api, "litellm", 32, plan.cycles).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_after = rss_mib(plugin_pid);
+    let keys_left = fake.key_count();
+    table.push((
+        "RSS idle / under load / after cycles".into(),
+        format!("{rss_idle:.1} / {rss_load:.1} / {rss_after:.1} MiB"),
+    ));
+    table.push((
+        format!("{} issue+revoke cycles @32", plan.cycles),
+        format!(
+            "errors {}, keys left in LiteLLM {keys_left}, {:.0} creds/s",
+            cycle_issue.errors + cycle_revoke.errors,
+            cycle_issue.per_sec
+        ),
+    ));
+    report.insert(
+        "rss_mib".into(),
+        json!({"idle": round(rss_idle), "load": round(rss_load), "after_cycles": round(rss_after)}),
+    );
+    report.insert(
+        "cycles".into(),
+        json!({"count": plan.cycles, "errors": cycle_issue.errors + cycle_revoke.errors, "keys_left": keys_left, "creds_per_sec": round(cycle_issue.per_sec)}),
+    );
+
+    // Against the real LiteLLM, when one is configured.
+    if let (Ok(url), Ok(key)) = (
+        std::env::var("LITELLM_BASE_URL"),
+        std::env::var("LITELLM_MASTER_KEY"),
+    ) {
+        api.post("sys/mounts/real", json!({"type": PLUGIN}))
+            .await
+            .expect("enable real");
+        api.post("real/config", json!({"base_url": url, "master_key": key}))
+            .await
+            .expect("real config");
+        api.post(
+            "real/roles/bench",
+            json!({"models": "fake-gpt", "ttl": "10m"}),
+        )
+        .await
+        .expect("real role");
+        let n = (plan.requests / 10).max(20);
+        let kv = kv_reads(&api, 1, n).await;
+        let direct = direct_generate(&url, &key, 1, n).await;
+        let (creds, revoke) = creds_and_revoke(&api, "real", 1, n).await;
+        let budget = direct.p50_ms + kv.p50_ms + 2.0;
+        table.push((
+            "real LiteLLM: direct generate @1".into(),
+            format!("p50 {:.2} ms", direct.p50_ms),
+        ));
+        table.push((
+            "real LiteLLM: creds @1".into(),
+            format!("p50 {:.2} ms (target ≤ {budget:.2} ms)", creds.p50_ms),
+        ));
+        table.push((
+            "real LiteLLM: revoke @1".into(),
+            format!("p50 {:.2} ms", revoke.p50_ms),
+        ));
+        report.insert(
+            "real_upstream".into(),
+            json!({"kv_read": kv.json(), "direct_generate": direct.json(), "creds": creds.json(), "revoke": revoke.json(), "target_creds_p50_ms": round(budget)}),
+        );
+    }
+
+    let when = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    report.insert("commit".into(), json!(commit()));
+    report.insert("unix_time".into(), json!(when));
+    report.insert(
+        "cores".into(),
+        json!(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0)
+        ),
+    );
+    report.insert("requests_per_measurement".into(), json!(plan.requests));
+
+    println!("\n{:<44} {}", "measurement", "result");
+    for (name, value) in &table {
+        println!("{name:<44} {value}");
+    }
+    let dir = bao::repo_root().join("bench-results");
+    let _ = std::fs::create_dir_all(&dir);
+    let file = dir.join(format!("bench-{when}-{}.json", commit()));
+    std::fs::write(
+        &file,
+        serde_json::to_string_pretty(&Value::Object(report)).unwrap_or_default(),
+    )
+    .expect("write results");
+    println!("\nresults: {}", file.display());
+}

@@ -1,0 +1,112 @@
+//! The engine in-process: one mount with in-memory storage, fixed lease limits and the fake
+//! LiteLLM, driven with the same requests the host sends. Fast and precise, for fault
+//! injection and cache behaviour.
+
+use serde_json::{Map, Value, json};
+use vault_plugin_secrets_litellm::backend::{LiteLlm, factory};
+use vault_plugin_secrets_litellm::framework::system_view::FixedSystemView;
+use vault_plugin_secrets_litellm::framework::{
+    self, Backend, LeaseSecret, RawRequest, Response, Storage, SystemView, wal,
+};
+
+use super::fake_litellm::FakeLiteLlm;
+
+/// The master key of the engine's fake LiteLLM.
+pub const MASTER_KEY: &str = "sk-fault-test-master-key-0123456789";
+
+/// One mount of the engine, in-process, with in-memory storage and the fake LiteLLM.
+pub struct Engine {
+    pub backend: Backend<LiteLlm>,
+    pub storage: Storage,
+    pub system: SystemView,
+    pub litellm: FakeLiteLlm,
+}
+
+impl Engine {
+    pub async fn start() -> Engine {
+        let litellm = FakeLiteLlm::start(MASTER_KEY).await.unwrap();
+        let engine = Engine {
+            backend: factory(),
+            storage: Storage::memory(),
+            system: SystemView::Fixed(FixedSystemView::default()),
+            litellm,
+        };
+        let config = json!({"base_url": engine.litellm.url(), "master_key": MASTER_KEY, "request_timeout": "1s"});
+        engine.call("update", "config", config).await.unwrap();
+        engine
+            .call(
+                "update",
+                "roles/dev",
+                json!({"models": "fake-gpt", "ttl": "5m", "max_ttl": "1h"}),
+            )
+            .await
+            .unwrap();
+        engine
+    }
+
+    pub async fn call(
+        &self,
+        operation: &str,
+        path: &str,
+        data: Value,
+    ) -> framework::Result<Option<Response>> {
+        let Value::Object(data) = data else {
+            panic!("object expected")
+        };
+        let raw = RawRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+            operation: operation.to_string(),
+            path: path.to_string(),
+            data,
+            mount_point: "litellm/".to_string(),
+            display_name: "token".to_string(),
+            ..RawRequest::default()
+        };
+        self.backend
+            .handle_request(raw, self.storage.clone(), self.system.clone())
+            .await
+    }
+
+    pub async fn lease_call(
+        &self,
+        operation: &str,
+        secret: &LeaseSecret,
+    ) -> framework::Result<Option<Response>> {
+        let raw = RawRequest {
+            operation: operation.to_string(),
+            path: "creds/dev".to_string(),
+            secret: Some(secret.clone()),
+            mount_point: "litellm/".to_string(),
+            ..RawRequest::default()
+        };
+        self.backend
+            .handle_request(raw, self.storage.clone(), self.system.clone())
+            .await
+    }
+
+    pub async fn issue(&self) -> framework::Result<LeaseSecret> {
+        let response = self
+            .call("read", "creds/dev", json!({}))
+            .await?
+            .expect("a response");
+        Ok(response.secret.expect("a lease"))
+    }
+
+    pub async fn wal_ids(&self) -> Vec<String> {
+        wal::list(&self.storage).await.unwrap()
+    }
+
+    pub async fn rollback_now(&self) {
+        let mut data = Map::new();
+        data.insert("immediate".into(), Value::Bool(true));
+        let raw = RawRequest {
+            operation: "rollback".into(),
+            data,
+            ..RawRequest::default()
+        };
+        self.backend
+            .handle_request(raw, self.storage.clone(), self.system.clone())
+            .await
+            .unwrap();
+    }
+}
