@@ -525,7 +525,7 @@ async fn main() {
     );
     report.insert("requests_per_measurement".into(), json!(plan.requests));
 
-    println!("\n{:<44} {}", "measurement", "result");
+    println!("\n{:<44} result", "measurement");
     for (name, value) in &table {
         println!("{name:<44} {value}");
     }
