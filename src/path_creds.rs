@@ -48,14 +48,13 @@ pub fn path() -> Path<LiteLlm> {
 
 async fn issue(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
     let role_name = path_roles::role_name(&req.data)?.to_string();
-    // Independent lookups, concurrently: most are cache hits, the lease limits a host call.
-    let (role, client, limits) = tokio::try_join!(
-        backend.role(&req.storage, &role_name),
-        backend.client(&req.storage),
-        async { Ok(req.system.lease_limits().await?) },
-    )?;
-    let role =
-        role.ok_or_else(|| Error::bad_request(format!("role {role_name:?} does not exist")))?;
+    let role = backend
+        .role(&req.storage, &role_name)
+        .await?
+        .ok_or_else(|| Error::bad_request(format!("role {role_name:?} does not exist")))?;
+    let (client, limits) = tokio::try_join!(backend.client(&req.storage), async {
+        Ok(req.system.lease_limits_for(role.ttl()).await?)
+    })?;
 
     let mut warnings = Vec::new();
     let mut ttl_request = TtlRequest {

@@ -72,16 +72,22 @@ pub fn secret_type() -> SecretType<LiteLlm> {
 
 async fn renew(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
     let (key, options) = KeyLease::from_request(&req)?;
-    let (role, client, limits) = tokio::try_join!(
-        backend.role(&req.storage, &key.role),
-        backend.client(&req.storage),
-        async { Ok(req.system.lease_limits().await?) },
-    )?;
-    let role = role.ok_or_else(|| {
-        Error::bad_request(format!(
-            "role {:?} was deleted, so this lease cannot be renewed (it can still be revoked)",
-            key.role
-        ))
+    let role = backend
+        .role(&req.storage, &key.role)
+        .await?
+        .ok_or_else(|| {
+            Error::bad_request(format!(
+                "role {:?} was deleted, so this lease cannot be renewed (it can still be revoked)",
+                key.role
+            ))
+        })?;
+    let own_ttl = if options.increment.is_zero() {
+        role.ttl()
+    } else {
+        options.increment
+    };
+    let (client, limits) = tokio::try_join!(backend.client(&req.storage), async {
+        Ok(req.system.lease_limits_for(own_ttl).await?)
     })?;
     let ttl_request = TtlRequest {
         increment: options.increment,

@@ -66,6 +66,34 @@ impl SystemView {
         }
     }
 
+    /// The limits `calculate_ttl` needs for a lease that asks for `own_ttl` itself (a role's TTL
+    /// or a renewal's increment). When that is non-zero the mount default cannot matter, so it is
+    /// not fetched (one host call less on the hot path) and reported as zero.
+    pub async fn lease_limits_for(
+        &self,
+        own_ttl: Duration,
+    ) -> Result<MountLeaseLimits, StorageError> {
+        if own_ttl.is_zero() {
+            return self.lease_limits().await;
+        }
+        let max_ttl = match self {
+            SystemView::Host(client) => nanos(
+                client
+                    .clone()
+                    .max_lease_ttl(pb::Empty {})
+                    .await
+                    .map_err(|s| StorageError(format!("system view: {}", s.message())))?
+                    .into_inner()
+                    .ttl,
+            ),
+            SystemView::Fixed(f) => f.max_ttl,
+        };
+        Ok(MountLeaseLimits {
+            default_ttl: Duration::ZERO,
+            max_ttl,
+        })
+    }
+
     /// The identity entity `id`, or `None` when the host knows no such entity.
     pub async fn entity(&self, id: &str) -> Result<Option<logical::Entity>, StorageError> {
         match self {
