@@ -16,12 +16,15 @@
 //!   [`backend`] (assembles the engine and its caches), [`path_config`] (connection to
 //!   LiteLLM), [`path_roles`] (what a credential may do), [`path_creds`] (issuing a key),
 //!   [`secret_key`] (the lease: renew, revoke, WAL rollback) and [`client`] (LiteLLM's key API).
+//!   [`identity`] renders a role's `user_id_template` / `team_id_template` for the caller's
+//!   Vault identity entity.
 //!
 //! [`proto`] holds the code generated from the protocol definitions in `proto/`.
 
 pub mod backend;
 pub mod client;
 pub mod framework;
+pub mod identity;
 pub mod path_config;
 pub mod path_creds;
 pub mod path_roles;

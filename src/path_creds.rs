@@ -15,7 +15,7 @@ use crate::framework::lease::{TtlRequest, calculate_ttl, human_duration};
 use crate::framework::{
     Error, Field, FieldType, LeaseOptions, Operation, Path, Request, Response, Result, handler, wal,
 };
-use crate::path_roles::{self, Role};
+use crate::path_roles::{self, KeyOwner, Role};
 use crate::secret_key::{self, KeyLease};
 
 static FIELDS: &[Field] = &[
@@ -84,6 +84,8 @@ async fn issue(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> 
     warnings.extend(calculated.warnings);
     let ttl = calculated.ttl;
 
+    // Before the WAL entry and LiteLLM: a caller the role's templates cannot resolve costs nothing.
+    let owner = role.key_owner(&req).await?;
     let alias = key_alias(&role.key_alias_prefix, &role_name);
     let wal_id = wal::put(
         &req.storage,
@@ -93,7 +95,9 @@ async fn issue(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> 
     .await?;
 
     let generated = client
-        .generate(&generate_request(&req, &role_name, &role, &alias, ttl))
+        .generate(&generate_request(
+            &req, &role_name, &role, owner, &alias, ttl,
+        ))
         .await;
     let generated = match generated {
         Ok(generated) => generated,
@@ -159,6 +163,7 @@ fn generate_request(
     req: &Request,
     role_name: &str,
     role: &Role,
+    owner: KeyOwner,
     alias: &str,
     ttl: Duration,
 ) -> GenerateKeyRequest {
@@ -185,8 +190,8 @@ fn generate_request(
         tpm_limit: role.tpm_limit,
         rpm_limit: role.rpm_limit,
         max_parallel_requests: role.max_parallel_requests,
-        team_id: role.team_id.clone(),
-        user_id: role.user_id.clone(),
+        team_id: owner.team_id,
+        user_id: owner.user_id,
         metadata,
         key_type: Some(role.key_type.clone()),
     }

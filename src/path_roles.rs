@@ -13,6 +13,8 @@ use crate::framework::{
     DefaultValue, Error, Field, FieldData, FieldType, Operation, Path, Request, Response, Result,
     Storage, existence_check, handler,
 };
+use crate::identity::{self, Template};
+use crate::proto::logical;
 
 /// Storage prefix of role entries.
 pub const STORAGE_PREFIX: &str = "roles/";
@@ -58,12 +60,22 @@ static FIELDS: &[Field] = &[
     Field::new(
         "team_id",
         FieldType::String,
-        "LiteLLM team the keys belong to.",
+        "LiteLLM team the keys belong to. Excludes team_id_template.",
     ),
     Field::new(
         "user_id",
         FieldType::String,
-        "LiteLLM user the keys belong to.",
+        "LiteLLM user the keys belong to. Excludes user_id_template.",
+    ),
+    Field::new(
+        "team_id_template",
+        FieldType::String,
+        "LiteLLM team of each key, from the caller's identity entity, e.g. team-{{identity.entity.metadata.team}}. Placeholders: {{identity.entity.id}}, {{identity.entity.name}}, {{identity.entity.metadata.<key>}}, {{identity.entity.aliases.<mount accessor>.name}}, {{identity.entity.aliases.<mount accessor>.metadata.<key>}}. Callers without an entity or the value get an error. Excludes team_id; empty clears.",
+    ),
+    Field::new(
+        "user_id_template",
+        FieldType::String,
+        "LiteLLM user of each key, from the caller's identity entity, e.g. {{identity.entity.name}}. Same placeholders as team_id_template. Callers without an entity or the value get an error. Excludes user_id; empty clears.",
     ),
     Field::new(
         "metadata",
@@ -100,7 +112,11 @@ const SYNOPSIS: &str = "Manage the roles credentials are issued for.";
 const DESCRIPTION: &str = "\
 A role scopes the LiteLLM keys issued by creds/<name>: the models they may call, budget and
 rate limits, team and user, metadata, and the lease TTLs. Writes change only the fields given.
-Deleting a role does not revoke its leases; they stay revocable.";
+Deleting a role does not revoke its leases; they stay revocable.
+
+Team and user are either fixed (team_id, user_id) or derived from the caller's Vault identity
+entity when the key is issued (team_id_template, user_id_template), so LiteLLM attributes spend
+to the person or workload that asked for the key.";
 
 /// A stored role.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,6 +138,13 @@ pub struct Role {
     pub team_id: Option<String>,
     /// LiteLLM user.
     pub user_id: Option<String>,
+    /// Identity template for the team, as written (validated on write; see [`identity`]).
+    /// Defaulted so roles stored before templates existed still load.
+    #[serde(default)]
+    pub team_id_template: Option<String>,
+    /// Identity template for the user, as written.
+    #[serde(default)]
+    pub user_id_template: Option<String>,
     /// Extra key metadata.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
@@ -146,6 +169,8 @@ impl Default for Role {
             max_parallel_requests: None,
             team_id: None,
             user_id: None,
+            team_id_template: None,
+            user_id_template: None,
             metadata: BTreeMap::new(),
             key_alias_prefix: "vault".to_string(),
             key_type: "llm_api".to_string(),
@@ -212,6 +237,42 @@ impl Role {
                 *slot = (!id.is_empty()).then(|| id.to_string());
             }
         }
+        for (name, slot) in [
+            ("team_id_template", &mut self.team_id_template),
+            ("user_id_template", &mut self.user_id_template),
+        ] {
+            if let Some(source) = d.str(name) {
+                let source = source.trim();
+                // Empty clears, as for team_id / user_id: the way to switch back to a fixed id.
+                *slot = if source.is_empty() {
+                    None
+                } else {
+                    parse_template(name, source)?;
+                    Some(source.to_string())
+                };
+            }
+        }
+        // Checked on the merged role, so a partial update cannot end up with both.
+        for (id, id_name, template, template_name) in [
+            (
+                &self.team_id,
+                "team_id",
+                &self.team_id_template,
+                "team_id_template",
+            ),
+            (
+                &self.user_id,
+                "user_id",
+                &self.user_id_template,
+                "user_id_template",
+            ),
+        ] {
+            if id.is_some() && template.is_some() {
+                return Err(Error::bad_request(format!(
+                    "set either {id_name} or {template_name}, not both (write the other one empty to clear it)"
+                )));
+            }
+        }
         if let Some(metadata) = d.map("metadata") {
             if let Some(reserved) = metadata
                 .keys()
@@ -249,6 +310,98 @@ impl Role {
         }
         Ok(())
     }
+}
+
+/// The LiteLLM team and user a key is issued for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyOwner {
+    /// LiteLLM team.
+    pub team_id: Option<String>,
+    /// LiteLLM user.
+    pub user_id: Option<String>,
+}
+
+impl Role {
+    /// The team and user of a key issued for this role to the caller of `req`: the fixed ids,
+    /// or the templates rendered for the caller's identity entity. The entity is looked up once,
+    /// and only when a template is set. Any failure to resolve is the caller's 400, naming the
+    /// template field and what is missing.
+    pub async fn key_owner(&self, req: &Request) -> Result<KeyOwner> {
+        let team = RoleTemplate::load("team_id_template", &self.team_id_template)?;
+        let user = RoleTemplate::load("user_id_template", &self.user_id_template)?;
+        if team.is_none() && user.is_none() {
+            return Ok(KeyOwner {
+                team_id: self.team_id.clone(),
+                user_id: self.user_id.clone(),
+            });
+        }
+        let fields: Vec<&str> = [&team, &user]
+            .into_iter()
+            .flatten()
+            .map(|t| t.field)
+            .collect();
+        let need = if fields.len() > 1 { "need" } else { "needs" };
+        let fields = fields.join(" and ");
+        if req.entity_id.is_empty() {
+            return Err(Error::bad_request(format!(
+                "the role's {fields} {need} the caller's identity entity, but the token has none (root tokens and tokens without an entity cannot use this role)"
+            )));
+        }
+        let entity = req.system.entity(&req.entity_id).await?.ok_or_else(|| {
+            Error::bad_request(format!(
+                "the role's {fields} {need} the caller's identity entity, but entity {:?} was not found",
+                req.entity_id
+            ))
+        })?;
+        Ok(KeyOwner {
+            team_id: match team {
+                Some(team) => Some(team.render(&entity)?),
+                None => self.team_id.clone(),
+            },
+            user_id: match user {
+                Some(user) => Some(user.render(&entity)?),
+                None => self.user_id.clone(),
+            },
+        })
+    }
+}
+
+/// A role's template field, parsed.
+struct RoleTemplate<'a> {
+    field: &'static str,
+    source: &'a str,
+    template: Template,
+}
+
+impl<'a> RoleTemplate<'a> {
+    /// Parses the stored template of `field`, if set. Parsed again at issue rather than
+    /// trusted, so a template stored by a laxer version fails clearly, before any host call.
+    fn load(field: &'static str, source: &'a Option<String>) -> Result<Option<RoleTemplate<'a>>> {
+        let Some(source) = source.as_deref() else {
+            return Ok(None);
+        };
+        Ok(Some(RoleTemplate {
+            field,
+            source,
+            template: parse_template(field, source)?,
+        }))
+    }
+
+    /// The value for `entity`, or a 400 naming the field and what the entity lacks.
+    fn render(&self, entity: &logical::Entity) -> Result<String> {
+        identity::render(&self.template, entity).map_err(|e| {
+            Error::bad_request(format!(
+                "{} {:?} cannot be resolved for the caller: {e}",
+                self.field, self.source
+            ))
+        })
+    }
+}
+
+/// Parses template field `name`, with an error naming the field.
+fn parse_template(name: &str, source: &str) -> Result<Template> {
+    Template::parse(source)
+        .map_err(|e| Error::bad_request(format!("{name} {source:?} is invalid: {e}")))
 }
 
 /// Storage key of role `name`.
@@ -304,6 +457,8 @@ async fn read(_: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
         "max_parallel_requests": role.max_parallel_requests,
         "team_id": role.team_id,
         "user_id": role.user_id,
+        "team_id_template": role.team_id_template,
+        "user_id_template": role.user_id_template,
         "metadata": role.metadata,
         "key_alias_prefix": role.key_alias_prefix,
         "key_type": role.key_type,
@@ -447,6 +602,18 @@ mod tests {
             (json!({"key_alias_prefix": "a.b"}), "key_alias_prefix"),
             (json!({"budget_duration": "1h30m"}), "budget_duration"),
             (json!({"metadata": {"vault_role": "x"}}), "vault_role"),
+            (
+                json!({"user_id_template": "{{identity.entity.email}}"}),
+                "user_id_template",
+            ),
+            (
+                json!({"team_id_template": "t-{{identity.entity.name"}),
+                "team_id_template",
+            ),
+            (
+                json!({"team_id": "a", "team_id_template": "{{identity.entity.name}}"}),
+                "team_id_template",
+            ),
         ];
         for (input, field) in cases {
             let err = Role::default()
@@ -462,6 +629,42 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("rpm_limit"));
+    }
+
+    #[test]
+    fn templates_are_stored_as_written_and_cleared_when_empty() {
+        let mut role = Role::default();
+        role.apply(&data(json!({
+            "user_id_template": " {{identity.entity.name}} ",
+            "team_id_template": "team-{{ identity.entity.metadata.team }}",
+        })))
+        .unwrap();
+        assert_eq!(
+            role.user_id_template.as_deref(),
+            Some("{{identity.entity.name}}")
+        );
+        assert_eq!(
+            role.team_id_template.as_deref(),
+            Some("team-{{ identity.entity.metadata.team }}")
+        );
+        role.apply(&data(json!({"team_id_template": "", "team_id": "ops"})))
+            .unwrap();
+        assert_eq!(role.team_id_template, None);
+        assert_eq!(role.team_id.as_deref(), Some("ops"));
+        assert!(role.user_id_template.is_some(), "partial update kept it");
+    }
+
+    #[test]
+    fn roles_stored_before_templates_still_load() {
+        let stored = json!({
+            "models": ["fake-gpt"], "max_budget": null, "budget_duration": null,
+            "tpm_limit": null, "rpm_limit": null, "max_parallel_requests": null,
+            "team_id": "ops", "user_id": null, "metadata": {},
+            "key_alias_prefix": "vault", "key_type": "llm_api", "ttl": 300, "max_ttl": 0,
+        });
+        let role: Role = serde_json::from_value(stored).unwrap();
+        assert_eq!(role.team_id.as_deref(), Some("ops"));
+        assert_eq!((role.user_id_template, role.team_id_template), (None, None));
     }
 
     #[test]
