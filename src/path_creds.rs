@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::backend::LiteLlm;
 use crate::client::{GenerateKeyRequest, duration_string, token_hash};
-use crate::framework::lease::{TtlRequest, calculate_ttl, human_duration};
+use crate::framework::lease::{MountLeaseLimits, TtlRequest, calculate_ttl, human_duration};
 use crate::framework::{
     Error, Field, FieldType, LeaseOptions, Operation, Path, Request, Response, Result, handler, wal,
 };
@@ -52,47 +52,32 @@ async fn issue(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> 
         .role(&req.storage, &role_name)
         .await?
         .ok_or_else(|| Error::bad_request(format!("role {role_name:?} does not exist")))?;
-    let (client, limits) = tokio::try_join!(backend.client(&req.storage), async {
-        Ok(req.system.lease_limits_for(role.ttl()).await?)
-    })?;
-
-    let mut warnings = Vec::new();
-    let mut ttl_request = TtlRequest {
-        backend_ttl: role.ttl(),
-        backend_max_ttl: role.max_ttl(),
-        ..TtlRequest::default()
-    };
-    if let Some(asked) = req.data.duration("ttl").filter(|t| !t.is_zero()) {
-        let role_ttl = if role.ttl > 0 {
-            role.ttl()
-        } else {
-            limits.default_ttl
-        };
-        if asked > role_ttl {
-            warnings.push(format!(
-                "requested ttl of {:?} exceeds the role's ttl of {:?}; the role's ttl is used",
-                human_duration(asked),
-                human_duration(role_ttl)
-            ));
-        } else {
-            ttl_request.backend_ttl = asked;
-        }
-    }
-    let issued_at = SystemTime::now();
-    let calculated = calculate_ttl(limits, ttl_request, issued_at)
-        .map_err(|e| Error::bad_request(e.to_string()))?;
-    warnings.extend(calculated.warnings);
-    let ttl = calculated.ttl;
-
     // Before the WAL entry and LiteLLM: a caller the role's templates cannot resolve costs nothing.
     let owner = role.key_owner(&req).await?;
     let alias = key_alias(&role.key_alias_prefix, &role_name);
-    let wal_id = wal::put(
-        &req.storage,
-        secret_key::WAL_KIND,
-        json!({ "key_alias": alias }),
-    )
-    .await?;
+
+    // Independent, so concurrent: the client is usually cached; the lease limits and the WAL
+    // entry are one host call each.
+    let (client, limits, wal_id) = tokio::try_join!(
+        backend.client(&req.storage),
+        async { Ok(req.system.lease_limits_for(role.ttl()).await?) },
+        async {
+            Ok(wal::put(
+                &req.storage,
+                secret_key::WAL_KIND,
+                json!({ "key_alias": alias }),
+            )
+            .await?)
+        },
+    )?;
+    let issued_at = SystemTime::now();
+    let (ttl, warnings) = match lease_ttl(&req, &role, limits, issued_at) {
+        Ok(ttl) => ttl,
+        Err(e) => {
+            wal::delete(&req.storage, &wal_id).await?;
+            return Err(e);
+        }
+    };
 
     let generated = client
         .generate(&generate_request(
@@ -150,6 +135,42 @@ async fn issue(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> 
     wal::delete(&req.storage, &wal_id).await?;
     tracing::debug!(role = %role_name, key_alias = %alias, ttl_secs = ttl.as_secs(), "issued key");
     Ok(Some(response))
+}
+
+/// The lease TTL for this issue (and the warnings to show): the role's TTL, or the shorter one
+/// the caller asked for, capped as Vault's `CalculateTTL` does.
+fn lease_ttl(
+    req: &Request,
+    role: &Role,
+    limits: MountLeaseLimits,
+    now: SystemTime,
+) -> Result<(Duration, Vec<String>)> {
+    let mut warnings = Vec::new();
+    let mut ttl_request = TtlRequest {
+        backend_ttl: role.ttl(),
+        backend_max_ttl: role.max_ttl(),
+        ..TtlRequest::default()
+    };
+    if let Some(asked) = req.data.duration("ttl").filter(|t| !t.is_zero()) {
+        let role_ttl = if role.ttl > 0 {
+            role.ttl()
+        } else {
+            limits.default_ttl
+        };
+        if asked > role_ttl {
+            warnings.push(format!(
+                "requested ttl of {:?} exceeds the role's ttl of {:?}; the role's ttl is used",
+                human_duration(asked),
+                human_duration(role_ttl)
+            ));
+        } else {
+            ttl_request.backend_ttl = asked;
+        }
+    }
+    let calculated =
+        calculate_ttl(limits, ttl_request, now).map_err(|e| Error::bad_request(e.to_string()))?;
+    warnings.extend(calculated.warnings);
+    Ok((calculated.ttl, warnings))
 }
 
 /// `<prefix>-<role>-<12 hex digits>`: 48 random bits, because LiteLLM does not enforce alias
