@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 use crate::client::Client;
 use crate::framework::{self, Backend, SpecialPaths, Storage};
 use crate::path_config::{self, Config};
-use crate::{path_creds, path_roles, secret_key};
+use crate::{key_index, path_creds, path_roles, secret_key};
 
 const BACKEND_HELP: &str = "\
 The LiteLLM secrets engine issues short-lived LiteLLM virtual keys under Vault leases.
@@ -86,7 +86,11 @@ pub fn factory() -> Backend<LiteLlm> {
     backend.wal_rollback_min_age = wal_rollback_min_age();
     backend.special_paths = SpecialPaths {
         seal_wrap_storage: vec![path_config::STORAGE_KEY.to_string()],
-        local_storage: vec![framework::wal::WAL_PREFIX.to_string()],
+        local_storage: vec![
+            framework::wal::WAL_PREFIX.to_string(),
+            key_index::PREFIX.to_string(),
+            key_index::STATE_PREFIX.to_string(),
+        ],
         ..SpecialPaths::default()
     };
     backend.invalidate = Some(Arc::new(LiteLlm::invalidate));

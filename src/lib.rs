@@ -15,13 +15,15 @@
 //! - The LiteLLM engine itself, one module per path as a Vault developer expects:
 //!   [`backend`] (assembles the engine and its caches), [`path_config`] (connection to
 //!   LiteLLM), [`path_roles`] (what a credential may do), [`path_creds`] (issuing a key),
-//!   [`secret_key`] (the lease: renew, revoke, WAL rollback) and [`client`] (LiteLLM's key API).
+//!   [`secret_key`] (the lease: renew, revoke, WAL rollback), [`key_index`] (the keys this
+//!   mount issued and has not revoked) and [`client`] (LiteLLM's key API).
 //!
 //! [`proto`] holds the code generated from the protocol definitions in `proto/`.
 
 pub mod backend;
 pub mod client;
 pub mod framework;
+pub mod key_index;
 pub mod path_config;
 pub mod path_creds;
 pub mod path_roles;
