@@ -16,7 +16,8 @@
 //!   [`backend`] (assembles the engine and its caches), [`path_config`] (connection to
 //!   LiteLLM), [`path_roles`] (what a credential may do), [`path_creds`] (issuing a key),
 //!   [`secret_key`] (the lease: renew, revoke, WAL rollback), [`key_index`] (the keys this
-//!   mount issued and has not revoked) and [`client`] (LiteLLM's key API).
+//!   mount issued and has not revoked), [`path_tidy`] (`tidy` and `config/auto-tidy`: deleting
+//!   keys no lease accounts for) and [`client`] (LiteLLM's key API).
 //!
 //! [`proto`] holds the code generated from the protocol definitions in `proto/`.
 
@@ -27,6 +28,7 @@ pub mod key_index;
 pub mod path_config;
 pub mod path_creds;
 pub mod path_roles;
+pub mod path_tidy;
 pub mod proto;
 pub mod secret_key;
 pub mod transport;
