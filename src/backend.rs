@@ -7,7 +7,7 @@ use crate::framework::cache::StorageCache;
 use crate::framework::{self, Backend, SpecialPaths, Storage};
 use crate::path_config::{self, Config};
 use crate::path_roles::Role;
-use crate::{path_creds, path_roles, secret_key};
+use crate::{key_index, path_creds, path_roles, path_tidy, secret_key};
 
 const BACKEND_HELP: &str = "\
 The LiteLLM secrets engine issues short-lived LiteLLM virtual keys under Vault leases.
@@ -72,7 +72,7 @@ impl LiteLlm {
 /// How old a WAL entry must be before rollback undoes it. `LITELLM_PLUGIN_WAL_MIN_AGE` (a
 /// duration such as `30s`) overrides the framework's 10 minutes, e.g. for tests; it must stay
 /// longer than the slowest issue, or rollback would delete keys of issues still in flight.
-fn wal_rollback_min_age() -> std::time::Duration {
+pub fn wal_rollback_min_age() -> std::time::Duration {
     std::env::var("LITELLM_PLUGIN_WAL_MIN_AGE")
         .ok()
         .and_then(|v| humantime::parse_duration(&v).ok())
@@ -85,12 +85,18 @@ pub fn factory() -> Backend<LiteLlm> {
     backend.paths.push(path_config::path());
     backend.paths.extend(path_roles::paths());
     backend.paths.push(path_creds::path());
+    backend.paths.extend(path_tidy::paths());
     backend.secrets.push(secret_key::secret_type());
     backend.wal_rollback = Some(framework::wal::rollback_fn(secret_key::rollback));
     backend.wal_rollback_min_age = wal_rollback_min_age();
+    backend.periodic = Some(framework::periodic_fn(path_tidy::periodic));
     backend.special_paths = SpecialPaths {
         seal_wrap_storage: vec![path_config::STORAGE_KEY.to_string()],
-        local_storage: vec![framework::wal::WAL_PREFIX.to_string()],
+        local_storage: vec![
+            framework::wal::WAL_PREFIX.to_string(),
+            key_index::PREFIX.to_string(),
+            key_index::STATE_PREFIX.to_string(),
+        ],
         ..SpecialPaths::default()
     };
     backend.invalidate = Some(Arc::new(LiteLlm::invalidate));

@@ -355,6 +355,12 @@ pub struct ListedKey {
     pub token: String,
     /// The alias.
     pub key_alias: String,
+    /// Stored metadata (the plugin's `vault_*` stamps among it).
+    pub metadata: Map<String, Value>,
+    /// Expiry; `None` = never expires (or not reported).
+    pub expires_at: Option<SystemTime>,
+    /// Creation time, if reported.
+    pub created_at: Option<SystemTime>,
 }
 
 /// A LiteLLM admin client. Cheap to clone: clones share one pooled keep-alive connection pool.
@@ -580,11 +586,14 @@ impl Client {
     }
 
     /// Lists live keys whose alias starts with `alias_prefix` (all keys if it is empty),
-    /// paging through `GET /key/list?return_full_object=true` 100 at a time.
+    /// paging through `GET /key/list?return_full_object=true` 100 at a time, oldest first.
     ///
     /// The server-side filter uses `substring_matching=true` (LiteLLM ≥ 1.108,
-    /// case-insensitive substring); the exact, case-sensitive prefix test is applied here.
-    /// Collect first and delete afterwards: deleting while paging shifts the pages.
+    /// case-insensitive substring, where `%` and `_` act as SQL wildcards); the exact,
+    /// case-sensitive prefix test is applied here. Paging is oldest first so that keys created
+    /// meanwhile land on later pages instead of shifting earlier ones; keys deleted meanwhile
+    /// still shift pages, so a key may be missed (never reported twice unless LiteLLM ignores
+    /// the sort). Collect first and delete afterwards.
     pub async fn list_aliases(&self, alias_prefix: &str) -> Result<Vec<ListedKey>, ApiError> {
         let mut out = Vec::new();
         let size = LIST_PAGE_SIZE.to_string();
@@ -594,6 +603,8 @@ impl Client {
                 ("page", page_str.as_str()),
                 ("size", size.as_str()),
                 ("return_full_object", "true"),
+                ("sort_by", "created_at"),
+                ("sort_order", "asc"),
             ];
             if !alias_prefix.is_empty() {
                 query.push(("key_alias", alias_prefix));
@@ -615,9 +626,18 @@ impl Client {
                     continue;
                 };
                 if alias.starts_with(alias_prefix) {
+                    let time =
+                        |field: &str| opt_string(k, field).as_deref().and_then(parse_timestamp);
                     out.push(ListedKey {
                         token,
                         key_alias: alias,
+                        metadata: k
+                            .get("metadata")
+                            .and_then(Value::as_object)
+                            .cloned()
+                            .unwrap_or_default(),
+                        expires_at: time("expires"),
+                        created_at: time("created_at"),
                     });
                 }
             }

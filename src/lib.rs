@@ -15,9 +15,10 @@
 //! - The LiteLLM engine itself, one module per path as a Vault developer expects:
 //!   [`backend`] (assembles the engine and its caches), [`path_config`] (connection to
 //!   LiteLLM), [`path_roles`] (what a credential may do), [`path_creds`] (issuing a key),
-//!   [`secret_key`] (the lease: renew, revoke, WAL rollback) and [`client`] (LiteLLM's key API).
-//!   [`identity`] renders a role's `user_id_template` / `team_id_template` for the caller's
-//!   Vault identity entity.
+//!   [`secret_key`] (the lease: renew, revoke, WAL rollback), [`key_index`] (the keys this
+//!   mount issued and has not revoked), [`path_tidy`] (`tidy` and `config/auto-tidy`: deleting
+//!   keys no lease accounts for) and [`client`] (LiteLLM's key API). [`identity`] renders a
+//!   role's `user_id_template` / `team_id_template` for the caller's Vault identity entity.
 //!
 //! [`proto`] holds the code generated from the protocol definitions in `proto/`.
 
@@ -25,9 +26,11 @@ pub mod backend;
 pub mod client;
 pub mod framework;
 pub mod identity;
+pub mod key_index;
 pub mod path_config;
 pub mod path_creds;
 pub mod path_roles;
+pub mod path_tidy;
 pub mod proto;
 pub mod secret_key;
 pub mod transport;

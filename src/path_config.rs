@@ -179,6 +179,9 @@ async fn write(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> 
     }
     req.storage.put_json(STORAGE_KEY, &config, true).await?;
     backend.invalidate(STORAGE_KEY);
+    // No key is issued before the first config write, and every key issued by this version is
+    // indexed: tidy may judge the keys created from here on.
+    crate::key_index::mark_start(&req.storage).await?;
     tracing::info!(base_url = %config.base_url, created = creating, "LiteLLM connection configured");
     Ok(None)
 }

@@ -15,6 +15,7 @@ use crate::framework::lease::{MountLeaseLimits, TtlRequest, calculate_ttl, human
 use crate::framework::{
     Error, Field, FieldType, LeaseOptions, Operation, Path, Request, Response, Result, handler, wal,
 };
+use crate::key_index::{self, IndexEntry};
 use crate::path_roles::{self, KeyOwner, Role};
 use crate::secret_key::{self, KeyLease};
 
@@ -104,6 +105,14 @@ async fn issue(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> 
     };
 
     let token_id = token_hash(&generated.key);
+    // Indexed before the WAL entry goes, so tidy always finds the key under one of the two.
+    // Should this fail, no lease is created and rollback deletes the key.
+    key_index::put(
+        &req.storage,
+        &token_id,
+        &IndexEntry::new(&alias, &role_name, issued_at),
+    )
+    .await?;
     let key_expires = issued_at + ttl + secret_key::EXPIRY_BUFFER;
     let data = json!({
         "key": generated.key,

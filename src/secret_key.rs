@@ -143,6 +143,8 @@ async fn revoke(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>>
             )));
         }
     }
+    // Only once LiteLLM confirmed: until then the index keeps the key visible to tidy.
+    crate::key_index::remove(&req.storage, &key.token_id).await?;
     Ok(None)
 }
 

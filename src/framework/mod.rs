@@ -2,9 +2,10 @@
 //! not specific to LiteLLM.
 //!
 //! A plugin describes itself as a [`Backend`]: a path table ([`Path`], with typed [`Field`]s),
-//! secret types with renew/revoke ([`SecretType`]), special paths, and an optional WAL rollback
-//! function. The transport layer feeds it host requests ([`RawRequest`]); the backend routes them,
-//! coerces the input, runs the handler and answers help/OpenAPI requests by itself.
+//! secret types with renew/revoke ([`SecretType`]), special paths, an optional WAL rollback
+//! function and an optional [`Periodic`] function run on the host's `rollback` tick. The
+//! transport layer feeds it host requests ([`RawRequest`]); the backend routes them, coerces the
+//! input, runs the handler and answers help/OpenAPI requests by itself.
 //!
 //! - [`path`]: patterns, operations, handlers.
 //! - [`field`]: field schemas and Vault's input coercions.
@@ -228,6 +229,20 @@ enum Coercion {
 /// Called when storage changed behind the plugin's back (HA standbys, replication).
 pub type Invalidate<S> = Arc<dyn Fn(&S, &str) + Send + Sync>;
 
+/// Work run on every `rollback` tick (about once a minute per mount, and once before unmount),
+/// like Go's `PeriodicFunc`. An error fails the rollback request, which can fail an unmount:
+/// functions that reach outside Vault should log their failures and return `Ok`.
+pub type Periodic<S> = Arc<dyn Fn(Arc<S>, Request) -> BoxFuture<Result<()>> + Send + Sync>;
+
+/// Wraps an `async fn(Arc<S>, Request) -> Result<()>` as a [`Periodic`].
+pub fn periodic_fn<S, F, Fut>(f: F) -> Periodic<S>
+where
+    F: Fn(Arc<S>, Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<()>> + Send + 'static,
+{
+    Arc::new(move |state, req| Box::pin(f(state, req)))
+}
+
 /// A secrets engine: its path table, secret types and hooks, around the plugin's own state `S`.
 pub struct Backend<S> {
     state: Arc<S>,
@@ -245,6 +260,8 @@ pub struct Backend<S> {
     pub wal_rollback_min_age: Duration,
     /// Drops caches when the host reports a storage change.
     pub invalidate: Option<Invalidate<S>>,
+    /// Runs on every `rollback` tick, before the WAL rollback.
+    pub periodic: Option<Periodic<S>>,
 }
 
 impl<S: Send + Sync + 'static> Backend<S> {
@@ -259,6 +276,7 @@ impl<S: Send + Sync + 'static> Backend<S> {
             wal_rollback: None,
             wal_rollback_min_age: wal::DEFAULT_ROLLBACK_MIN_AGE,
             invalidate: None,
+            periodic: None,
         }
     }
 
@@ -280,7 +298,11 @@ impl<S: Send + Sync + 'static> Backend<S> {
             Operation::ResolvePath => Err(Error::UnsupportedOperation),
             Operation::Help => Ok(Some(help::respond(self, &raw))),
             Operation::Rollback => {
+                // As in Go's framework: the periodic function, then the WAL rollback; one
+                // failing does not skip the other.
+                let periodic = self.run_periodic(&raw, &storage, &system).await;
                 wal::rollback(self, raw, storage, system).await?;
+                periodic?;
                 Ok(None)
             }
             Operation::Renew | Operation::Revoke => {
@@ -313,6 +335,31 @@ impl<S: Send + Sync + 'static> Backend<S> {
         if let Some(invalidate) = &self.invalidate {
             invalidate(&self.state, key);
         }
+    }
+
+    async fn run_periodic(
+        &self,
+        raw: &RawRequest,
+        storage: &Storage,
+        system: &SystemView,
+    ) -> Result<()> {
+        let Some(periodic) = &self.periodic else {
+            return Ok(());
+        };
+        let internal = RawRequest {
+            mount_point: raw.mount_point.clone(),
+            ..RawRequest::default()
+        };
+        let request = Request::new(
+            Operation::Rollback,
+            internal,
+            FieldData::empty(),
+            storage.clone(),
+            system.clone(),
+        );
+        periodic(self.state.clone(), request)
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "periodic function failed"))
     }
 
     async fn handle_path(

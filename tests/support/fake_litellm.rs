@@ -1733,8 +1733,13 @@ fn list(shared: &Shared, query: &HashMap<String, String>, now: SystemTime) -> Re
             _ => true,
         })
         .collect();
-    // Newest first, like LiteLLM's default sort.
-    matched.sort_by_key(|k| std::cmp::Reverse(k.seq));
+    // Newest first, like LiteLLM's default sort; `sort_order=asc` (with `sort_by=created_at`,
+    // the only column the plugin sorts by) gives oldest first.
+    if filter("sort_order").is_some_and(|o| o.eq_ignore_ascii_case("asc")) {
+        matched.sort_by_key(|k| k.seq);
+    } else {
+        matched.sort_by_key(|k| std::cmp::Reverse(k.seq));
+    }
     let total = matched.len() as u64;
     let total_pages = total.div_ceil(size);
     let start = usize::try_from((page - 1).saturating_mul(size)).unwrap_or(usize::MAX);

@@ -1,0 +1,648 @@
+//! `tidy` and `config/auto-tidy`: orphaned keys of this mount are deleted, keys a lease or an
+//! issue in flight accounts for are kept, other mounts' and other aliases' keys are never
+//! touched; the key index follows issue and revoke.
+//!
+//! Most cases drive the engine in-process against the stateful fake LiteLLM; one runs the real
+//! `bao` CLI against a real OpenBao and the real LiteLLM proxy.
+
+mod support;
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value, json};
+use support::bao::{DevServer, DevServerOptions};
+use support::fake_litellm::{FakeLiteLlm, Fault, Op};
+use support::{RealLiteLlm, configure, mount};
+use vault_plugin_secrets_litellm::backend::{LiteLlm, factory};
+use vault_plugin_secrets_litellm::client::{
+    Client, ClientConfig, GenerateKeyRequest, GeneratedKey, KeyStatus,
+};
+use vault_plugin_secrets_litellm::framework::system_view::FixedSystemView;
+use vault_plugin_secrets_litellm::framework::{
+    self, Backend, LeaseSecret, RawRequest, Response, Storage, SystemView, wal,
+};
+use vault_plugin_secrets_litellm::key_index::{self, IndexEntry};
+
+const MASTER_KEY: &str = "sk-tidy-test-master-key-0123456789";
+const MOUNT: &str = "litellm/";
+
+/// One mount of the engine, in-process, with in-memory storage and the fake LiteLLM.
+struct Engine {
+    backend: Backend<LiteLlm>,
+    storage: Storage,
+    system: SystemView,
+    litellm: FakeLiteLlm,
+}
+
+impl Engine {
+    async fn start() -> Engine {
+        let litellm = FakeLiteLlm::start(MASTER_KEY).await.unwrap();
+        let engine = Engine {
+            backend: factory(),
+            storage: Storage::memory(),
+            system: SystemView::Fixed(FixedSystemView::default()),
+            litellm,
+        };
+        let config = json!({"base_url": engine.litellm.url(), "master_key": MASTER_KEY, "request_timeout": "1s"});
+        engine.call("update", "config", config).await.unwrap();
+        engine
+            .call("update", "roles/dev", json!({"ttl": "5m", "max_ttl": "1h"}))
+            .await
+            .unwrap();
+        engine
+    }
+
+    async fn call(
+        &self,
+        operation: &str,
+        path: &str,
+        data: Value,
+    ) -> framework::Result<Option<Response>> {
+        let Value::Object(data) = data else {
+            panic!("object expected")
+        };
+        let raw = RawRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+            operation: operation.to_string(),
+            path: path.to_string(),
+            data,
+            mount_point: MOUNT.to_string(),
+            display_name: "token".to_string(),
+            ..RawRequest::default()
+        };
+        self.backend
+            .handle_request(raw, self.storage.clone(), self.system.clone())
+            .await
+    }
+
+    /// `tidy` with `data`, returning the response data.
+    async fn tidy(&self, data: Value) -> Value {
+        self.call("update", "tidy", data)
+            .await
+            .unwrap()
+            .and_then(|r| r.data)
+            .expect("tidy answers with data")
+    }
+
+    async fn lease_call(
+        &self,
+        operation: &str,
+        secret: &LeaseSecret,
+    ) -> framework::Result<Option<Response>> {
+        let raw = RawRequest {
+            operation: operation.to_string(),
+            path: "creds/dev".to_string(),
+            secret: Some(secret.clone()),
+            mount_point: MOUNT.to_string(),
+            ..RawRequest::default()
+        };
+        self.backend
+            .handle_request(raw, self.storage.clone(), self.system.clone())
+            .await
+    }
+
+    /// Issues a key for role `dev`: its lease and its hash.
+    async fn issue(&self) -> (LeaseSecret, String) {
+        let response = self
+            .call("read", "creds/dev", json!({}))
+            .await
+            .unwrap()
+            .expect("a response");
+        let token = response.data.as_ref().unwrap()["token_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (response.secret.expect("a lease"), token)
+    }
+
+    /// The periodic rollback tick, as the host sends it (with the mount point, not immediate).
+    async fn tick(&self) -> framework::Result<Option<Response>> {
+        let raw = RawRequest {
+            operation: "rollback".into(),
+            mount_point: MOUNT.to_string(),
+            ..RawRequest::default()
+        };
+        self.backend
+            .handle_request(raw, self.storage.clone(), self.system.clone())
+            .await
+    }
+
+    fn admin(&self) -> Client {
+        Client::new(&ClientConfig::new(self.litellm.url(), MASTER_KEY)).unwrap()
+    }
+
+    /// A key created directly in LiteLLM, stamped as `mount` stamps its keys.
+    async fn create_key(&self, alias: &str, mount: &str, duration: &str) -> GeneratedKey {
+        create_key(&self.admin(), alias, mount, "dev", duration).await
+    }
+
+    fn alive(&self, alias: &str) -> bool {
+        self.litellm.find_by_alias(alias).is_some()
+    }
+
+    async fn indexed(&self, token: &str) -> bool {
+        key_index::contains(&self.storage, token).await.unwrap()
+    }
+}
+
+async fn create_key(
+    client: &Client,
+    alias: &str,
+    mount: &str,
+    role: &str,
+    duration: &str,
+) -> GeneratedKey {
+    let mut metadata = Map::new();
+    metadata.insert("vault_mount".into(), json!(mount));
+    metadata.insert("vault_role".into(), json!(role));
+    client
+        .generate(&GenerateKeyRequest {
+            key_alias: alias.to_string(),
+            duration: Some(duration.to_string()),
+            metadata,
+            ..GenerateKeyRequest::default()
+        })
+        .await
+        .unwrap()
+}
+
+/// An alias of the shape `creds/<role>` gives: `<prefix>-<role>-<12 hex>`.
+fn our_alias(prefix: &str, role: &str) -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{role}-{}", &random[..12])
+}
+
+fn aliases(report: &Value) -> Vec<String> {
+    let mut list: Vec<String> = report["deleted"]
+        .as_array()
+        .expect("deleted is a list")
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    list.sort();
+    list
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tidy_deletes_orphans_only() {
+    let engine = Engine::start().await;
+    let (lease_a, token_a) = engine.issue().await;
+    let (lease_b, token_b) = engine.issue().await;
+    assert!(engine.indexed(&token_a).await && engine.indexed(&token_b).await);
+
+    // Orphans: a key created directly with this mount's alias shape and stamp, and a key whose
+    // lease (and index entry) was lost, e.g. with a storage restore.
+    let by_hand = our_alias("vault", "dev");
+    engine.create_key(&by_hand, MOUNT, "1h").await;
+    let (_, lost_token) = engine.issue().await;
+    key_index::remove(&engine.storage, &lost_token)
+        .await
+        .unwrap();
+    let lost = engine.litellm.get(&lost_token).unwrap().key_alias.unwrap();
+    // An issue in flight (young WAL entry) is kept; one the WAL no longer protects is not.
+    let in_flight = our_alias("vault", "dev");
+    wal::put(
+        &engine.storage,
+        "litellm_key",
+        json!({ "key_alias": in_flight }),
+    )
+    .await
+    .unwrap();
+    engine.create_key(&in_flight, MOUNT, "1h").await;
+    let crashed = our_alias("vault", "dev");
+    let old = wal::WalEntry {
+        kind: "litellm_key".into(),
+        data: json!({ "key_alias": crashed }),
+        created_at: i64::try_from(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .unwrap()
+            - 3600,
+    };
+    engine
+        .storage
+        .put_json("wal/old", &old, false)
+        .await
+        .unwrap();
+    engine.create_key(&crashed, MOUNT, "1h").await;
+
+    // Never ours: the same shape from another mount, another role's shape, no shape at all,
+    // an upper-case suffix.
+    let other_mount = our_alias("vault", "dev");
+    engine.create_key(&other_mount, "other/", "1h").await;
+    let other_role = our_alias("vault", "ops");
+    engine.create_key(&other_role, MOUNT, "1h").await;
+    engine.create_key("vault-dev-by-hand", MOUNT, "1h").await;
+    let upper = "vault-dev-ABCDEF012345".to_string();
+    engine.create_key(&upper, MOUNT, "1h").await;
+
+    let orphans = sorted(vec![by_hand.clone(), lost.clone(), crashed.clone()]);
+    let keys_before = engine.litellm.key_count();
+    let dry = engine.tidy(json!({"dry_run": true})).await;
+    assert_eq!(aliases(&dry), orphans, "{dry}");
+    assert_eq!(dry["kept"], 3, "two leased keys and one in flight: {dry}");
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(
+        engine.litellm.key_count(),
+        keys_before,
+        "a dry run deletes nothing"
+    );
+    assert_eq!(engine.litellm.requests(Op::Delete), 0);
+
+    let done = engine.tidy(json!({})).await;
+    assert_eq!(aliases(&done), orphans, "{done}");
+    assert_eq!(done["kept"], 3);
+    assert_eq!(done["dry_run"], false);
+    for alias in &orphans {
+        assert!(!engine.alive(alias), "{alias} survived");
+    }
+    for alias in [&in_flight, &other_mount, &other_role, &upper] {
+        assert!(engine.alive(alias), "{alias} was deleted");
+    }
+    assert!(engine.alive("vault-dev-by-hand"));
+    assert_eq!(engine.litellm.key_count(), keys_before - 3);
+
+    // Nothing left to do; the leases revoke as before.
+    let again = engine.tidy(json!({})).await;
+    assert_eq!(aliases(&again), Vec::<String>::new());
+    for lease in [&lease_a, &lease_b] {
+        engine.lease_call("revoke", lease).await.unwrap();
+    }
+    assert!(engine.litellm.get(&token_a).is_none() && engine.litellm.get(&token_b).is_none());
+    assert!(key_index::list(&engine.storage).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_removes_the_index_entry_only_once_the_key_is_gone() {
+    let engine = Engine::start().await;
+    let (lease, token) = engine.issue().await;
+    assert_eq!(
+        key_index::get(&engine.storage, &token)
+            .await
+            .unwrap()
+            .map(|e| e.role),
+        Some("dev".to_string())
+    );
+
+    // A failed delete keeps the entry (Vault retries the revoke).
+    engine.litellm.set_fault(Op::Delete, Fault::Status(500));
+    engine.lease_call("revoke", &lease).await.unwrap_err();
+    assert!(engine.indexed(&token).await);
+    engine.litellm.clear_faults();
+    engine.lease_call("revoke", &lease).await.unwrap();
+    assert!(!engine.indexed(&token).await);
+
+    // LiteLLM's 404 (deleted behind Vault's back) removes it too.
+    let (lease, token) = engine.issue().await;
+    engine
+        .admin()
+        .delete_keys(std::slice::from_ref(&token))
+        .await
+        .unwrap();
+    engine.lease_call("revoke", &lease).await.unwrap();
+    assert!(!engine.indexed(&token).await);
+
+    // A failed issue leaves no entry behind.
+    engine
+        .litellm
+        .fail_next_n(Op::Generate, Fault::Status(500), 1);
+    engine
+        .call("read", "creds/dev", json!({}))
+        .await
+        .unwrap_err();
+    assert!(key_index::list(&engine.storage).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexed_keys_go_once_expired_past_the_safety_buffer() {
+    let engine = Engine::start().await;
+    // A lease revoked with -force while LiteLLM was down: the key and its entry stay behind.
+    let alias = our_alias("vault", "dev");
+    let key = engine.create_key(&alias, MOUNT, "1s").await;
+    let entry = IndexEntry::new(&alias, "dev", SystemTime::now());
+    key_index::put(&engine.storage, &key.token, &entry)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let default_buffer = engine.tidy(json!({})).await;
+    assert_eq!(aliases(&default_buffer), Vec::<String>::new());
+    assert_eq!(default_buffer["kept"], 1);
+
+    let short_buffer = engine.tidy(json!({"safety_buffer": "1s"})).await;
+    assert_eq!(aliases(&short_buffer), std::slice::from_ref(&alias));
+    assert!(!engine.alive(&alias));
+    assert!(!engine.indexed(&key.token).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_created_before_the_index_existed_are_left_alone() {
+    let engine = Engine::start().await;
+    // As after an upgrade: the mount never recorded when it started indexing.
+    engine.storage.delete("tidy/index-since").await.unwrap();
+    let legacy = our_alias("vault", "dev");
+    engine.create_key(&legacy, MOUNT, "1h").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let first = engine.tidy(json!({})).await;
+    assert_eq!(aliases(&first), Vec::<String>::new());
+    assert_eq!(first["kept"], 1);
+    assert!(engine.alive(&legacy));
+
+    // Keys created after the first tidy recorded the start are judged.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let orphan = our_alias("vault", "dev");
+    engine.create_key(&orphan, MOUNT, "1h").await;
+    let second = engine.tidy(json!({})).await;
+    assert_eq!(aliases(&second), [orphan]);
+    assert!(engine.alive(&legacy));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_entries_of_deleted_keys_are_removed() {
+    let engine = Engine::start().await;
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    // Rollback deleted the key of an issue that crashed after indexing it.
+    let gone = engine
+        .create_key(&our_alias("vault", "dev"), MOUNT, "1h")
+        .await;
+    engine
+        .admin()
+        .delete_keys(std::slice::from_ref(&gone.token))
+        .await
+        .unwrap();
+    let entry = IndexEntry::new("vault-dev-000000000000", "dev", old);
+    key_index::put(&engine.storage, &gone.token, &entry)
+        .await
+        .unwrap();
+    // Never known to LiteLLM at all.
+    let unknown = "ab".repeat(32);
+    key_index::put(&engine.storage, &unknown, &entry)
+        .await
+        .unwrap();
+    // A live key of a deleted role: its lease still accounts for it.
+    let other_role = our_alias("vault", "gone");
+    let live = create_key(&engine.admin(), &other_role, MOUNT, "gone", "1h").await;
+    key_index::put(&engine.storage, &live.token, &entry)
+        .await
+        .unwrap();
+
+    let dry = engine.tidy(json!({"dry_run": true})).await;
+    assert_eq!(dry["stale_index_entries"], 2, "{dry}");
+    assert_eq!(key_index::list(&engine.storage).await.unwrap().len(), 3);
+    let done = engine.tidy(json!({})).await;
+    assert_eq!(done["stale_index_entries"], 2, "{done}");
+    assert_eq!(
+        key_index::list(&engine.storage).await.unwrap(),
+        std::slice::from_ref(&live.token)
+    );
+    assert!(engine.alive(&other_role));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_tidy_runs_on_the_rollback_tick_when_enabled_and_due() {
+    let mut engine = Engine::start().await;
+    let settings = engine
+        .call("read", "config/auto-tidy", json!({}))
+        .await
+        .unwrap()
+        .and_then(|r| r.data)
+        .unwrap();
+    assert_eq!(
+        settings,
+        json!({"enabled": false, "interval_duration": 3600, "safety_buffer": 259200, "last_auto_tidy": null})
+    );
+
+    let first = our_alias("vault", "dev");
+    engine.create_key(&first, MOUNT, "1h").await;
+    engine.tick().await.unwrap();
+    assert!(engine.alive(&first), "auto-tidy is off by default");
+
+    engine
+        .call("update", "config/auto-tidy", json!({"enabled": true}))
+        .await
+        .unwrap();
+    engine.tick().await.unwrap();
+    assert!(!engine.alive(&first), "enabled and never run: due");
+    let settings = engine
+        .call("read", "config/auto-tidy", json!({}))
+        .await
+        .unwrap()
+        .and_then(|r| r.data)
+        .unwrap();
+    assert!(settings["last_auto_tidy"].is_string(), "{settings}");
+
+    let second = our_alias("vault", "dev");
+    engine.create_key(&second, MOUNT, "1h").await;
+    engine.tick().await.unwrap();
+    assert!(engine.alive(&second), "not due again for an hour");
+
+    // The schedule is in storage: a fresh engine on the same storage keeps it.
+    let restarted = Engine {
+        backend: factory(),
+        storage: engine.storage.clone(),
+        system: engine.system.clone(),
+        litellm: FakeLiteLlm::start(MASTER_KEY).await.unwrap(),
+    };
+    restarted.tick().await.unwrap();
+    assert!(engine.alive(&second));
+
+    engine
+        .call(
+            "update",
+            "config/auto-tidy",
+            json!({"interval_duration": "1s"}),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    engine.tick().await.unwrap();
+    assert!(!engine.alive(&second), "due after the interval");
+
+    // A failing auto-tidy never fails the rollback request (it could fail an unmount).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    engine.litellm.stop().await;
+    engine.tick().await.unwrap();
+    engine.litellm.restart().await.unwrap();
+
+    engine
+        .call("update", "config/auto-tidy", json!({"enabled": false}))
+        .await
+        .unwrap();
+    let third = our_alias("vault", "dev");
+    engine.create_key(&third, MOUNT, "1h").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    engine.tick().await.unwrap();
+    assert!(engine.alive(&third), "disabled again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_clear_400() {
+    let engine = Engine::start().await;
+    for (path, data, word) in [
+        (
+            "config/auto-tidy",
+            json!({"interval_duration": "0s"}),
+            "interval_duration",
+        ),
+        (
+            "config/auto-tidy",
+            json!({"interval_duration": "soon"}),
+            "interval_duration",
+        ),
+        ("config/auto-tidy", json!({"enabled": "maybe"}), "enabled"),
+        (
+            "config/auto-tidy",
+            json!({"safety_buffer": "0"}),
+            "safety_buffer",
+        ),
+        ("tidy", json!({"safety_buffer": "0s"}), "safety_buffer"),
+        ("tidy", json!({"dry_run": "perhaps"}), "dry_run"),
+    ] {
+        let err = engine.call("update", path, data.clone()).await.unwrap_err();
+        assert_eq!(
+            err.kind(),
+            framework::ErrorKind::Response,
+            "{path} {data}: {err}"
+        );
+        assert!(err.to_string().contains(word), "{path} {data}: {err}");
+    }
+    engine.call("delete", "config", json!({})).await.unwrap();
+    let err = engine.call("update", "tidy", json!({})).await.unwrap_err();
+    assert_eq!(err.kind(), framework::ErrorKind::Response);
+    assert!(err.to_string().contains("config"), "{err}");
+}
+
+/// Deletes the given keys from the real LiteLLM when dropped, so a failing test leaves none.
+struct Cleanup {
+    litellm: RealLiteLlm,
+    tokens: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let litellm = self.litellm.clone();
+        let tokens = std::mem::take(&mut self.tokens);
+        if tokens.is_empty() {
+            return;
+        }
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async { real_admin(&litellm).delete_keys(&tokens).await })
+        })
+        .join();
+    }
+}
+
+fn real_admin(litellm: &RealLiteLlm) -> Client {
+    Client::new(&ClientConfig::new(
+        litellm.url.clone(),
+        litellm.master_key.clone(),
+    ))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tidy_through_the_cli_against_the_real_litellm() {
+    let litellm = RealLiteLlm::from_env();
+    let admin = real_admin(&litellm);
+    let server = DevServer::start_with(DevServerOptions::default());
+    mount(&server, &["litellm"]);
+    configure(&server, "litellm", &litellm.url, &litellm.master_key);
+    let role = format!("tidy-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    server
+        .bao(&["write", &format!("litellm/roles/{role}"), "ttl=10m"])
+        .ok();
+    let mut cleanup = Cleanup {
+        litellm: litellm.clone(),
+        tokens: Vec::new(),
+    };
+
+    let leased: Vec<Value> = (0..2)
+        .map(|_| {
+            server
+                .bao(&["read", "-format=json", &format!("litellm/creds/{role}")])
+                .ok()
+                .json()
+        })
+        .collect();
+    let leased_tokens: Vec<String> = leased
+        .iter()
+        .map(|c| c["data"]["token_id"].as_str().unwrap().to_string())
+        .collect();
+    cleanup.tokens.extend(leased_tokens.iter().cloned());
+    let orphan_alias = our_alias("vault", &role);
+    let orphan = create_key(&admin, &orphan_alias, "litellm/", &role, "600s").await;
+    cleanup.tokens.push(orphan.token.clone());
+    // The same shape stamped by another mount is not ours.
+    let foreign_alias = our_alias("vault", &role);
+    let foreign = create_key(&admin, &foreign_alias, "elsewhere/", &role, "600s").await;
+    cleanup.tokens.push(foreign.token.clone());
+
+    let status = |token: String| {
+        let admin = admin.clone();
+        async move { admin.info(&token).await.unwrap().map(|i| i.status) }
+    };
+
+    let dry = server
+        .bao(&["write", "-format=json", "litellm/tidy", "dry_run=true"])
+        .ok()
+        .json();
+    assert_eq!(dry["data"]["deleted"], json!([orphan_alias]), "{dry}");
+    assert_eq!(dry["data"]["kept"], 2, "{dry}");
+    assert_eq!(dry["data"]["dry_run"], true);
+    assert_eq!(
+        status(orphan.token.clone()).await,
+        Some(KeyStatus::Active),
+        "a dry run deletes nothing"
+    );
+
+    // `-force`: the CLI refuses a write without data otherwise.
+    let done = server
+        .bao(&["write", "-format=json", "-force", "litellm/tidy"])
+        .ok()
+        .json();
+    assert_eq!(done["data"]["deleted"], json!([orphan_alias]), "{done}");
+    assert_eq!(done["data"]["kept"], 2, "{done}");
+    assert_eq!(status(orphan.token.clone()).await, Some(KeyStatus::Deleted));
+    assert_eq!(status(foreign.token.clone()).await, Some(KeyStatus::Active));
+    for token in &leased_tokens {
+        assert_eq!(status(token.clone()).await, Some(KeyStatus::Active));
+    }
+
+    // The leases still revoke cleanly.
+    server
+        .bao(&[
+            "lease",
+            "revoke",
+            "-sync",
+            "-prefix",
+            &format!("litellm/creds/{role}"),
+        ])
+        .ok();
+    for token in &leased_tokens {
+        assert_eq!(status(token.clone()).await, Some(KeyStatus::Deleted));
+    }
+    for c in &leased {
+        let lookup = server.bao(&["lease", "lookup", c["lease_id"].as_str().unwrap()]);
+        assert!(!lookup.success(), "lease survived its revoke: {lookup}");
+    }
+
+    // The only key left is the foreign one, which this test created: remove it.
+    admin
+        .delete_keys(std::slice::from_ref(&foreign.token))
+        .await
+        .unwrap();
+    cleanup.tokens.clear();
+}
