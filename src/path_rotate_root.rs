@@ -153,7 +153,12 @@ async fn rotate(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>>
     {
         Ok(_) => true,
         Err(e) => {
-            tracing::warn!(old_key = %old, error = %e, "rotate-root: deleting the previous admin key failed");
+            tracing::warn!(
+                old_key_alias = old_alias.as_deref().unwrap_or_default(),
+                old_token_id_prefix = token_prefix(&own.token),
+                error = %e,
+                "rotate-root: deleting the previous admin key failed"
+            );
             warnings.push(format!(
                 "the new key is stored, but deleting the previous key {old} failed: {e}; \
                  delete that key in LiteLLM"
@@ -174,7 +179,14 @@ async fn rotate(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>>
     }
 
     let token_id_prefix = token_prefix(&successor.token);
-    tracing::info!(key_alias = %alias, token_id_prefix, old_key = %old, old_deleted, "rotated the LiteLLM admin key");
+    tracing::info!(
+        key_alias = %alias,
+        token_id_prefix,
+        old_key_alias = old_alias.as_deref().unwrap_or_default(),
+        old_token_id_prefix = token_prefix(&own.token),
+        old_deleted,
+        "rotated the LiteLLM admin key"
+    );
     let mut response = Response::data(json!({
         "key_alias": alias,
         "token_id_prefix": token_id_prefix,
