@@ -512,7 +512,10 @@ async fn self_info_tells_the_master_key_from_virtual_keys() {
             .await
             .unwrap();
         let renamed = master.info(&key.token).await;
-        master.delete_keys(&[key.token.clone()]).await.unwrap();
+        master
+            .delete_keys(std::slice::from_ref(&key.token))
+            .await
+            .unwrap();
 
         let own = own.unwrap().expect("a virtual key has its own row");
         assert_eq!(own.token, key.token, "{url}");
