@@ -120,8 +120,8 @@ async fn rotate(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>>
     };
     if let Err(e) = next_client.verify().await {
         let error = Error::Upstream(format!(
-            "the successor key failed its check against LiteLLM ({e}); it was deleted and the \
-             configured key is unchanged"
+            "the successor key failed its check against LiteLLM ({e}); the configured key is \
+             unchanged"
         ));
         return Err(discard(&current, &successor, &temporary, error).await);
     }
