@@ -7,14 +7,15 @@ use crate::framework::cache::StorageCache;
 use crate::framework::{self, Backend, SpecialPaths, Storage};
 use crate::path_config::{self, Config};
 use crate::path_roles::Role;
-use crate::{key_index, path_creds, path_roles, path_tidy, secret_key};
+use crate::{key_index, path_creds, path_roles, path_rotate_root, path_tidy, secret_key};
 
 const BACKEND_HELP: &str = "\
 The LiteLLM secrets engine issues short-lived LiteLLM virtual keys under Vault leases.
 
 Configure the connection to the LiteLLM proxy at `config`, define roles at `roles/<name>`, and
 read `creds/<name>` to get a key. Renewing a lease extends the key's \
-expiry in LiteLLM; revoking or expiring it deletes the key.";
+expiry in LiteLLM; revoking or expiring it deletes the key. When the configured key is a
+virtual key of a LiteLLM admin, `rotate-root` replaces it with one that only Vault knows.";
 
 /// State shared by all requests of one mount.
 #[derive(Default)]
@@ -83,6 +84,7 @@ pub fn wal_rollback_min_age() -> std::time::Duration {
 pub fn factory() -> Backend<LiteLlm> {
     let mut backend = Backend::new(Arc::new(LiteLlm::default()), BACKEND_HELP);
     backend.paths.push(path_config::path());
+    backend.paths.push(path_rotate_root::path());
     backend.paths.extend(path_roles::paths());
     backend.paths.push(path_creds::path());
     backend.paths.extend(path_tidy::paths());

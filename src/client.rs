@@ -1,6 +1,6 @@
 //! HTTP client for the LiteLLM proxy's virtual-key management API.
 //!
-//! The secrets engine needs four upstream operations, each mapped to one LiteLLM route:
+//! The secrets engine needs these upstream operations, each mapped to LiteLLM routes:
 //!
 //! | plugin action | LiteLLM call | method |
 //! |---|---|---|
@@ -8,6 +8,7 @@
 //! | renew a lease | `POST /key/update` with `duration` | [`Client::extend`] |
 //! | revoke a lease | `POST /key/delete` | [`Client::delete_keys`], [`Client::delete_aliases`] |
 //! | verify config / inspect | `GET /key/list`, `GET /key/info` | [`Client::verify`], [`Client::info`], [`Client::list_aliases`] |
+//! | rotate the admin key | `GET /key/info` (own key), `POST /key/generate`, `POST /key/update` | [`Client::self_info`], [`Client::generate_with`], [`Client::set_alias`] |
 //!
 //! Behaviour follows what LiteLLM 1.108 actually does (see `shared/docs/litellm-api.md`):
 //! durations are always sent as `"<n>s"` (a bare number is a 500 upstream), a renew never
@@ -363,6 +364,21 @@ pub struct ListedKey {
     pub created_at: Option<SystemTime>,
 }
 
+/// The caller's own key, as [`Client::self_info`] reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnKey {
+    /// SHA-256 hex of the key the client authenticates with.
+    pub token: String,
+    /// What LiteLLM stores about it.
+    pub info: KeyInfo,
+    /// Routes the key is limited to; empty = whatever its type and its owner's role allow.
+    pub allowed_routes: Vec<String>,
+    /// When the key was created, as reported.
+    pub created_at: Option<String>,
+    /// The same instant parsed.
+    pub created_at_time: Option<SystemTime>,
+}
+
 /// A LiteLLM admin client. Cheap to clone: clones share one pooled keep-alive connection pool.
 #[derive(Clone)]
 pub struct Client {
@@ -478,27 +494,7 @@ impl Client {
     /// If this fails with an error for which [`ApiError::may_have_reached_server`] is true, a
     /// key may exist without the caller knowing its secret: clean up by alias.
     pub async fn generate(&self, req: &GenerateKeyRequest) -> Result<GeneratedKey, ApiError> {
-        let rb = self.request(Method::POST, OP_GENERATE).json(req);
-        let (status, body) = self.exchange(OP_GENERATE, rb, Retry::Never).await?;
-        let obj = self.expect_success(OP_GENERATE, status, &body)?;
-        let key = match obj.get("key") {
-            Some(Value::String(k)) if !k.is_empty() => k.clone(),
-            _ => return Err(invalid(OP_GENERATE, "missing `key`")),
-        };
-        // The hash is computed locally: it is what LiteLLM stores, and it must be right even
-        // if a proxy version stops returning `token`.
-        let token = token_hash(&key);
-        if let Some(Value::String(reported)) = obj.get("token")
-            && !reported.eq_ignore_ascii_case(&token)
-        {
-            return Err(invalid(OP_GENERATE, "`token` is not the SHA-256 of `key`"));
-        }
-        Ok(GeneratedKey {
-            key,
-            token,
-            key_alias: opt_string(&obj, "key_alias"),
-            expires: opt_string(&obj, "expires"),
-        })
+        self.generate_with(req, &Map::new()).await
     }
 
     /// Sets a key's expiry to `duration_secs` from now (`POST /key/update`): the renew
@@ -814,6 +810,74 @@ impl Client {
     fn redacted(&self, text: &str) -> String {
         redact(text, &[self.inner.master_key.as_str()])
     }
+
+    /// Looks up the caller's own key: `GET /key/info` without `key`, which LiteLLM answers for
+    /// the key in the `Authorization` header.
+    ///
+    /// `Ok(None)` when LiteLLM has no row for that key, which is its answer for the proxy's
+    /// master key (configuration, not a virtual key); a virtual key, admin or not, gets its own
+    /// row.
+    pub async fn self_info(&self) -> Result<Option<OwnKey>, ApiError> {
+        let rb = self.request(Method::GET, OP_INFO);
+        let (status, body) = self.exchange(OP_INFO, rb, Retry::Once).await?;
+        if status == StatusCode::NOT_FOUND && is_litellm_key_not_found(&body) {
+            return Ok(None);
+        }
+        let obj = self.expect_success(OP_INFO, status, &body)?;
+        own_key(&obj, &token_hash(&self.inner.master_key), SystemTime::now()).map(Some)
+    }
+
+    /// Creates a key like [`Client::generate`], adding LiteLLM fields that
+    /// [`GenerateKeyRequest`] does not model (e.g. `allowed_routes`). Fields of `req` win over
+    /// entries of `extra` with the same name.
+    pub async fn generate_with(
+        &self,
+        req: &GenerateKeyRequest,
+        extra: &Map<String, Value>,
+    ) -> Result<GeneratedKey, ApiError> {
+        let mut body = match serde_json::to_value(req) {
+            Ok(Value::Object(body)) => body,
+            _ => {
+                return Err(ApiError::InvalidConfig(
+                    "generate request does not serialize to a JSON object".into(),
+                ));
+            }
+        };
+        for (name, value) in extra {
+            body.entry(name.clone()).or_insert_with(|| value.clone());
+        }
+        let rb = self.request(Method::POST, OP_GENERATE).json(&body);
+        let (status, body) = self.exchange(OP_GENERATE, rb, Retry::Never).await?;
+        let obj = self.expect_success(OP_GENERATE, status, &body)?;
+        let key = match obj.get("key") {
+            Some(Value::String(k)) if !k.is_empty() => k.clone(),
+            _ => return Err(invalid(OP_GENERATE, "missing `key`")),
+        };
+        // The hash is computed locally: it is what LiteLLM stores, and it must be right even
+        // if a proxy version stops returning `token`.
+        let token = token_hash(&key);
+        if let Some(Value::String(reported)) = obj.get("token")
+            && !reported.eq_ignore_ascii_case(&token)
+        {
+            return Err(invalid(OP_GENERATE, "`token` is not the SHA-256 of `key`"));
+        }
+        Ok(GeneratedKey {
+            key,
+            token,
+            key_alias: opt_string(&obj, "key_alias"),
+            expires: opt_string(&obj, "expires"),
+        })
+    }
+
+    /// Renames a key (`POST /key/update` with only `key_alias`, so nothing else changes).
+    /// LiteLLM refuses an alias another live key has with a 400.
+    pub async fn set_alias(&self, token_hash: &str, alias: &str) -> Result<(), ApiError> {
+        let body = serde_json::json!({ "key": token_hash, "key_alias": alias });
+        let rb = self.request(Method::POST, OP_UPDATE).json(&body);
+        let (status, body) = self.exchange(OP_UPDATE, rb, Retry::Once).await?;
+        self.expect_success(OP_UPDATE, status, &body)?;
+        Ok(())
+    }
 }
 
 /// Whether a request may be sent again after the connection died under it. Generate is
@@ -1048,6 +1112,40 @@ fn key_info(info: &Map<String, Value>, now: SystemTime) -> KeyInfo {
     }
 }
 
+/// Parses a `/key/info` answer about the caller's own key, checking that it is about
+/// `expected_token` (LiteLLM echoes the hash of the key it looked up in `key`).
+fn own_key(
+    obj: &Map<String, Value>,
+    expected_token: &str,
+    now: SystemTime,
+) -> Result<OwnKey, ApiError> {
+    let Some(Value::Object(info)) = obj.get("info") else {
+        return Err(invalid(OP_INFO, "missing `info` object"));
+    };
+    if let Some(Value::String(echoed)) = obj.get("key")
+        && !echoed.eq_ignore_ascii_case(expected_token)
+    {
+        return Err(invalid(OP_INFO, "the answer is about a different key"));
+    }
+    let created_at = opt_string(info, "created_at");
+    Ok(OwnKey {
+        token: expected_token.to_owned(),
+        info: key_info(info, now),
+        allowed_routes: info
+            .get("allowed_routes")
+            .and_then(Value::as_array)
+            .map(|routes| {
+                routes
+                    .iter()
+                    .filter_map(|r| r.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        created_at_time: created_at.as_deref().and_then(parse_timestamp),
+        created_at,
+    })
+}
+
 fn opt_string(obj: &Map<String, Value>, field: &str) -> Option<String> {
     obj.get(field).and_then(Value::as_str).map(str::to_owned)
 }
@@ -1244,5 +1342,64 @@ mod tests {
             info(serde_json::json!({"status": "paused"})),
             KeyStatus::Other("paused".into())
         );
+    }
+    #[test]
+    fn own_key_parses_the_real_answer_shape() {
+        let hash = token_hash("sk-own-admin-key-0123456789");
+        let answer = serde_json::json!({
+            "key": hash,
+            "info": {
+                "key_name": "sk-...6789",
+                "key_alias": "vault-admin",
+                "user_id": "vault-admin-user",
+                "key_type": "default",
+                "models": [],
+                "metadata": {"owner": "vault"},
+                "allowed_routes": ["/key/generate", "/key/list"],
+                "expires": null,
+                "created_at": "2026-11-22T08:46:30.585000+00:00",
+                "status": "active"
+            }
+        });
+        let own = own_key(
+            answer.as_object().unwrap_or(&Map::new()),
+            &hash,
+            SystemTime::now(),
+        );
+        let own = own.map_err(|e| e.to_string());
+        assert!(own.is_ok(), "{own:?}");
+        if let Ok(own) = own {
+            assert_eq!(own.token, hash);
+            assert_eq!(own.info.key_alias.as_deref(), Some("vault-admin"));
+            assert_eq!(own.info.user_id.as_deref(), Some("vault-admin-user"));
+            assert_eq!(own.info.expires, None);
+            assert_eq!(own.allowed_routes, vec!["/key/generate", "/key/list"]);
+            assert_eq!(
+                own.created_at_time,
+                parse_timestamp("2026-11-22T08:46:30.585Z")
+            );
+        }
+    }
+
+    #[test]
+    fn own_key_refuses_answers_about_another_key_or_without_info() {
+        let mine = token_hash("sk-mine-0123456789abcdef");
+        let theirs = serde_json::json!({"key": token_hash("sk-other"), "info": {}});
+        let obj = theirs.as_object().cloned().unwrap_or_default();
+        assert!(matches!(
+            own_key(&obj, &mine, SystemTime::now()),
+            Err(ApiError::InvalidResponse { .. })
+        ));
+        let bare = serde_json::json!({"key": mine});
+        let obj = bare.as_object().cloned().unwrap_or_default();
+        assert!(matches!(
+            own_key(&obj, &mine, SystemTime::now()),
+            Err(ApiError::InvalidResponse { .. })
+        ));
+        // A proxy that does not echo the key is taken at its word.
+        let silent = serde_json::json!({"info": {"allowed_routes": "not a list"}});
+        let obj = silent.as_object().cloned().unwrap_or_default();
+        let own = own_key(&obj, &mine, SystemTime::now()).map_err(|e| e.to_string());
+        assert_eq!(own.map(|o| o.allowed_routes), Ok(Vec::new()));
     }
 }

@@ -14,7 +14,8 @@
 //!   coercion, help and OpenAPI, secrets with renew/revoke, lease TTLs, the write-ahead log.
 //! - The LiteLLM engine itself, one module per path as a Vault developer expects:
 //!   [`backend`] (assembles the engine and its caches), [`path_config`] (connection to
-//!   LiteLLM), [`path_roles`] (what a credential may do), [`path_creds`] (issuing a key),
+//!   LiteLLM), [`path_rotate_root`] (replacing the admin key with one only Vault knows),
+//!   [`path_roles`] (what a credential may do), [`path_creds`] (issuing a key),
 //!   [`secret_key`] (the lease: renew, revoke, WAL rollback), [`key_index`] (the keys this
 //!   mount issued and has not revoked), [`path_tidy`] (`tidy` and `config/auto-tidy`: deleting
 //!   keys no lease accounts for) and [`client`] (LiteLLM's key API). [`identity`] renders a
@@ -30,6 +31,7 @@ pub mod key_index;
 pub mod path_config;
 pub mod path_creds;
 pub mod path_roles;
+pub mod path_rotate_root;
 pub mod path_tidy;
 pub mod proto;
 pub mod secret_key;

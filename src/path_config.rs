@@ -48,7 +48,8 @@ const DESCRIPTION: &str = "\
 Sets the LiteLLM proxy URL and the admin key used to create, extend and delete virtual keys.
 `master_key` is required when the config is created and is never returned by reads. Writes
 change only the fields given. With verify_connection=true (the default), the write fails unless
-LiteLLM accepts the key.";
+LiteLLM accepts the key. Reads also show last_rotated: when rotate-root last replaced the key
+(RFC 3339; empty until then, and again after a write of master_key).";
 
 /// The stored config.
 #[derive(Clone, Serialize, Deserialize)]
@@ -65,6 +66,10 @@ pub struct Config {
     /// Skip TLS verification.
     #[serde(default)]
     pub insecure_tls: bool,
+    /// When `rotate-root` last replaced `master_key` (RFC 3339), empty if it never did.
+    /// Defaulted so that configs stored before rotate-root existed still load.
+    #[serde(default)]
+    pub last_rotated: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -74,6 +79,7 @@ impl std::fmt::Debug for Config {
             .field("master_key", &"<redacted>")
             .field("request_timeout", &self.request_timeout)
             .field("insecure_tls", &self.insecure_tls)
+            .field("last_rotated", &self.last_rotated)
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +126,7 @@ async fn read(_: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
         "request_timeout": config.request_timeout,
         "ca_cert": config.ca_cert,
         "insecure_tls": config.insecure_tls,
+        "last_rotated": config.last_rotated,
     }))))
 }
 
@@ -143,6 +150,7 @@ async fn write(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> 
             request_timeout: DEFAULT_REQUEST_TIMEOUT.as_secs(),
             ca_cert: String::new(),
             insecure_tls: false,
+            last_rotated: String::new(),
         },
     };
     if let Some(url) = d.str("base_url") {
@@ -153,6 +161,8 @@ async fn write(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> 
             return Err(Error::bad_request("master_key must not be empty"));
         }
         config.master_key = key.trim().to_string();
+        // The timestamp describes the key rotate-root made; an operator's key was not rotated.
+        config.last_rotated.clear();
     }
     if let Some(timeout) = d.duration("request_timeout") {
         if timeout < Duration::from_secs(1) {
@@ -241,7 +251,19 @@ mod tests {
             request_timeout: 30,
             ca_cert: String::new(),
             insecure_tls: false,
+            last_rotated: String::new(),
         };
         assert!(!format!("{config:?}").contains("sk-secret"));
+    }
+
+    #[test]
+    fn configs_stored_before_rotate_root_still_load() {
+        let stored = r#"{"base_url":"http://x","master_key":"sk-k","request_timeout":30}"#;
+        let config: Option<Config> = serde_json::from_str(stored).ok();
+        assert_eq!(
+            config.map(|c| c.last_rotated),
+            Some(String::new()),
+            "last_rotated defaults to empty"
+        );
     }
 }

@@ -14,6 +14,12 @@
 //! durations count calendar months in UTC; only the fields the plugin may send are modelled
 //! (others are accepted and ignored, which is also what LiteLLM does with unknown fields).
 //!
+//! Virtual keys are not admins unless their `user_id` was made a proxy admin with
+//! [`FakeLiteLlm::add_proxy_admin`] (the real proxy's `/user/new {"user_role": "proxy_admin"}`,
+//! which the fake does not serve); such keys manage keys like the master key, except
+//! `llm_api` ones. `GET /key/info` without `key` answers with the caller's own key, and with a
+//! 404 for the master key, as the real proxy does.
+//!
 //! Test hooks: inspection ([`FakeLiteLlm::live_keys`], [`FakeLiteLlm::find_by_alias`], …),
 //! per-route request counters ([`FakeLiteLlm::requests`]), fault injection
 //! ([`FakeLiteLlm::set_fault`], [`FakeLiteLlm::fail_next_n`]), a movable clock
@@ -170,6 +176,7 @@ impl FakeLiteLlm {
             counters: std::array::from_fn(|_| AtomicU64::new(0)),
             clock_offset_ms: AtomicU64::new(0),
             conns: Mutex::new(Vec::new()),
+            proxy_admins: Mutex::new(HashSet::new()),
         });
         let mut fake = FakeLiteLlm {
             shared,
@@ -240,6 +247,16 @@ impl FakeLiteLlm {
             let _ = serve.await;
         }));
         Ok(())
+    }
+
+    /// Makes `user_id` a proxy admin (`user_role: proxy_admin`): its virtual keys may then
+    /// generate, update, delete, list and look up any key, as on the real proxy.
+    pub fn add_proxy_admin(&self, user_id: &str) {
+        self.shared
+            .proxy_admins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(user_id.to_owned());
     }
 
     /// Snapshot of all live (not deleted) keys, oldest first.
@@ -352,6 +369,8 @@ struct Shared {
     counters: [AtomicU64; Op::COUNT],
     clock_offset_ms: AtomicU64,
     conns: Mutex<Vec<Weak<ConnCtl>>>,
+    /// User ids with `user_role: proxy_admin`.
+    proxy_admins: Mutex<HashSet<String>>,
 }
 
 #[derive(Default)]
@@ -440,6 +459,18 @@ impl Shared {
 
     fn now(&self) -> SystemTime {
         SystemTime::now() + Duration::from_millis(self.clock_offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Whether a virtual key may manage keys: its owner is a proxy admin and its type does not
+    /// confine it to LLM routes (an `llm_api` key never may, whoever owns it).
+    fn is_admin_key(&self, key: &KeyRecord) -> bool {
+        key.key_type != "llm_api"
+            && key.user_id.as_ref().is_some_and(|user| {
+                self.proxy_admins
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(user)
+            })
     }
 
     fn count(&self, op: Op) {
@@ -816,6 +847,7 @@ fn route(
     body: &Bytes,
 ) -> Reply {
     if let Caller::Virtual(key) = caller
+        && !shared.is_admin_key(key)
         && let Some(reply) = virtual_key_route_check(key, op, path)
     {
         return reply;
@@ -1602,6 +1634,7 @@ fn info(
     };
     if let Caller::Virtual(own) = caller
         && own.token != token
+        && !shared.is_admin_key(own)
     {
         return (
             StatusCode::FORBIDDEN,
