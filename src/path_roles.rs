@@ -25,8 +25,8 @@ pub const RESERVED_METADATA_PREFIX: &str = "vault_";
 const MAX_NAME_LEN: usize = 64;
 const MAX_PREFIX_LEN: usize = 32;
 /// Bytes of metadata keys and values a role may carry: they travel with every key issued and
-/// are stored in LiteLLM's database, and a large role entry would also exceed storage limits
-/// (raft refuses entries over 1 MiB with a 500).
+/// are stored with it in LiteLLM's database, and the role entry must stay well within storage
+/// entry limits (raft's default `max_entry_size` is 1 MiB).
 const MAX_METADATA_BYTES: usize = 16 * 1024;
 
 static FIELDS: &[Field] = &[
