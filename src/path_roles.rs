@@ -24,6 +24,10 @@ pub const RESERVED_METADATA_PREFIX: &str = "vault_";
 
 const MAX_NAME_LEN: usize = 64;
 const MAX_PREFIX_LEN: usize = 32;
+/// Bytes of metadata keys and values a role may carry: they travel with every key issued and
+/// are stored with it in LiteLLM's database, and the role entry must stay well within storage
+/// entry limits (raft's default `max_entry_size` is 1 MiB).
+const MAX_METADATA_BYTES: usize = 16 * 1024;
 
 static FIELDS: &[Field] = &[
     Field::new("name", FieldType::String, "Name of the role.").required(),
@@ -282,6 +286,12 @@ impl Role {
                     "metadata key {reserved:?} is reserved: keys starting with {RESERVED_METADATA_PREFIX:?} are set by the engine"
                 )));
             }
+            let size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+            if size > MAX_METADATA_BYTES {
+                return Err(Error::bad_request(format!(
+                    "metadata is too large: {size} bytes of keys and values, at most {MAX_METADATA_BYTES}"
+                )));
+            }
             self.metadata = metadata.clone();
         }
         if let Some(prefix) = d.str("key_alias_prefix") {
@@ -433,7 +443,11 @@ pub fn role_name(d: &FieldData) -> Result<&str> {
 }
 
 async fn exists(_: Arc<LiteLlm>, req: Request) -> Result<bool> {
-    let name = role_name(&req.data)?;
+    // An invalid name does not exist: the write then refuses it with a 400 naming the field,
+    // where an error here would reach the caller as a 500 "internal error".
+    let Ok(name) = role_name(&req.data) else {
+        return Ok(false);
+    };
     Ok(req.storage.get(&storage_key(name)).await?.is_some())
 }
 
@@ -629,6 +643,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("rpm_limit"));
+    }
+
+    #[test]
+    fn metadata_is_bounded() {
+        let at_limit = "x".repeat(MAX_METADATA_BYTES - "blob".len());
+        let mut role = Role::default();
+        role.apply(&data(json!({"metadata": {"blob": at_limit}})))
+            .unwrap();
+        let err = role
+            .apply(&data(json!({"metadata": {"blob": "x".repeat(1 << 20)}})))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("metadata is too large"), "{err}");
+        assert_eq!(role.metadata["blob"].len(), MAX_METADATA_BYTES - 4, "kept");
     }
 
     #[test]
