@@ -235,8 +235,25 @@ async fn direct_generate(url: &str, master_key: &str, clients: usize, total: usi
     let stats = measure(clients, total, move |i| {
         let (http, u, m, k) = (http.clone(), u.clone(), m.clone(), k.clone());
         async move {
-            let body = json!({"key_alias": format!("bench-direct-{}-{i}", std::process::id()), "duration": "300s", "models": ["fake-gpt"], "metadata": {"bench": "1"}});
-            match http.post(format!("{u}/key/generate")).bearer_auth(&m).json(&body).send().await {
+            // The same request the plugin sends, so the comparison is like for like.
+            let body = json!({
+                "key_alias": format!("bench-direct-{}-{i}", std::process::id()),
+                "duration": "605s",
+                "models": ["fake-gpt"],
+                "key_type": "llm_api",
+                "metadata": {
+                    "vault_role": "bench", "vault_mount": "litellm/",
+                    "vault_request_id": "00000000-0000-0000-0000-000000000000",
+                    "vault_entity_id": "", "vault_display_name": "token",
+                },
+            });
+            match http
+                .post(format!("{u}/key/generate"))
+                .bearer_auth(&m)
+                .json(&body)
+                .send()
+                .await
+            {
                 Ok(r) if r.status().is_success() => {
                     if let Ok(v) = r.json::<Value>().await
                         && let Some(t) = v["token"].as_str()
