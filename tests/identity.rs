@@ -12,17 +12,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::bao::{BaoClient, DevServer};
-use support::fake_litellm::{FakeLiteLlm, Op};
+use support::engine::Engine;
+use support::fake_litellm::Op;
 use support::{RealLiteLlm, configure, mount};
-use vault_plugin_secrets_litellm::backend::{LiteLlm, factory};
 use vault_plugin_secrets_litellm::client::{Client, ClientConfig, KeyStatus};
 use vault_plugin_secrets_litellm::framework::system_view::FixedSystemView;
-use vault_plugin_secrets_litellm::framework::{
-    self, Backend, ErrorKind, RawRequest, Response, Storage, SystemView, wal,
-};
+use vault_plugin_secrets_litellm::framework::{self, ErrorKind, Response, wal};
 use vault_plugin_secrets_litellm::proto::logical;
 
-const MASTER_KEY: &str = "sk-identity-test-master-key-0123456789";
 const ALICE: &str = "7d1b3c56-0000-4000-8000-00000000a11c";
 /// An entity the host knows that has no metadata and no aliases.
 const BARE: &str = "7d1b3c56-0000-4000-8000-00000000ba4e";
@@ -44,75 +41,44 @@ fn alice() -> logical::Entity {
     }
 }
 
-/// One mount of the engine, in-process, whose host knows the entities `alice` and `bare`.
-struct Engine {
-    backend: Backend<LiteLlm>,
-    storage: Storage,
-    system: SystemView,
-    litellm: FakeLiteLlm,
+/// A mount whose host knows the entities `alice` and `bare`.
+async fn engine() -> Engine {
+    let bare = logical::Entity {
+        id: BARE.into(),
+        name: "bare".into(),
+        ..logical::Entity::default()
+    };
+    let entities = BTreeMap::from([(ALICE.to_string(), alice()), (BARE.to_string(), bare)]);
+    Engine::start_with(FixedSystemView {
+        entities,
+        ..FixedSystemView::default()
+    })
+    .await
 }
 
-impl Engine {
-    async fn start() -> Engine {
-        let bare = logical::Entity {
-            id: BARE.into(),
-            name: "bare".into(),
-            ..logical::Entity::default()
-        };
-        let entities = BTreeMap::from([(ALICE.to_string(), alice()), (BARE.to_string(), bare)]);
-        let engine = Engine {
-            backend: factory(),
-            storage: Storage::memory(),
-            system: SystemView::Fixed(FixedSystemView {
-                entities,
-                ..FixedSystemView::default()
-            }),
-            litellm: FakeLiteLlm::start(MASTER_KEY).await.unwrap(),
-        };
-        let config = json!({"base_url": engine.litellm.url(), "master_key": MASTER_KEY});
-        engine.call("", "update", "config", config).await.unwrap();
-        engine
-    }
-
-    /// A request from a token of entity `entity_id` (empty: no entity, like a root token).
-    async fn call(
+/// Identity's helpers on the in-process engine.
+trait IdentityEngine {
+    async fn write_role(&self, name: &str, fields: Value) -> framework::Result<Option<Response>>;
+    /// Issues a key for `role` as `entity_id`; returns the fake's (user_id, team_id) of it.
+    async fn issue_as(
         &self,
         entity_id: &str,
-        operation: &str,
-        path: &str,
-        data: Value,
-    ) -> framework::Result<Option<Response>> {
-        let Value::Object(data) = data else {
-            panic!("object expected")
-        };
-        let raw = RawRequest {
-            id: uuid::Uuid::new_v4().to_string(),
-            operation: operation.to_string(),
-            path: path.to_string(),
-            data,
-            mount_point: "litellm/".to_string(),
-            display_name: "userpass-alice".to_string(),
-            entity_id: entity_id.to_string(),
-            ..RawRequest::default()
-        };
-        self.backend
-            .handle_request(raw, self.storage.clone(), self.system.clone())
-            .await
-    }
+        role: &str,
+    ) -> framework::Result<(Option<String>, Option<String>)>;
+}
 
+impl IdentityEngine for Engine {
     async fn write_role(&self, name: &str, fields: Value) -> framework::Result<Option<Response>> {
-        self.call("", "update", &format!("roles/{name}"), fields)
-            .await
+        self.call("update", &format!("roles/{name}"), fields).await
     }
 
-    /// Issues a key for `role` as `entity_id`; returns the fake's (user_id, team_id) of it.
     async fn issue_as(
         &self,
         entity_id: &str,
         role: &str,
     ) -> framework::Result<(Option<String>, Option<String>)> {
         let response = self
-            .call(entity_id, "read", &format!("creds/{role}"), json!({}))
+            .call_as(entity_id, "read", &format!("creds/{role}"), json!({}))
             .await?
             .expect("a response");
         let data = response.data.expect("data");
@@ -128,7 +94,7 @@ fn owner(user: &str, team: &str) -> (Option<String>, Option<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn templates_render_the_callers_entity_into_the_key() {
-    let engine = Engine::start().await;
+    let engine = engine().await;
     let roles = [
         (
             "entity",
@@ -165,7 +131,7 @@ async fn templates_render_the_callers_entity_into_the_key() {
 
     // Reads return the templates as written.
     let read = engine
-        .call("", "read", "roles/entity", json!({}))
+        .call("read", "roles/entity", json!({}))
         .await
         .unwrap()
         .unwrap()
@@ -191,7 +157,7 @@ async fn templates_render_the_callers_entity_into_the_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unresolvable_templates_fail_the_issue_clearly_and_create_nothing() {
-    let engine = Engine::start().await;
+    let engine = engine().await;
     let missing_alias = format!("{{{{identity.entity.aliases.{USERPASS}.name}}}}");
     let missing_alias_metadata =
         format!("{{{{identity.entity.aliases.{USERPASS}.metadata.dept}}}}");
@@ -267,7 +233,7 @@ async fn unresolvable_templates_fail_the_issue_clearly_and_create_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn role_writes_validate_templates_and_exclude_fixed_ids() {
-    let engine = Engine::start().await;
+    let engine = engine().await;
     let refused = [
         (
             json!({"user_id_template": "{{identity.entity.email}}"}),
@@ -313,7 +279,7 @@ async fn role_writes_validate_templates_and_exclude_fixed_ids() {
     }
     assert!(
         engine
-            .call("", "read", "roles/r", json!({}))
+            .call("read", "roles/r", json!({}))
             .await
             .unwrap()
             .is_none(),

@@ -11,71 +11,32 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
 use support::bao::{DevServer, DevServerOptions};
+use support::engine::{Engine, MASTER_KEY, MOUNT};
 use support::fake_litellm::{FakeLiteLlm, Fault, Op};
 use support::{RealLiteLlm, configure, mount};
-use vault_plugin_secrets_litellm::backend::{LiteLlm, factory};
+use vault_plugin_secrets_litellm::backend::factory;
 use vault_plugin_secrets_litellm::client::{
     Client, ClientConfig, GenerateKeyRequest, GeneratedKey, KeyStatus,
 };
-use vault_plugin_secrets_litellm::framework::system_view::FixedSystemView;
-use vault_plugin_secrets_litellm::framework::{
-    self, Backend, LeaseSecret, RawRequest, Response, Storage, SystemView, wal,
-};
+use vault_plugin_secrets_litellm::framework::{self, LeaseSecret, RawRequest, Response, wal};
 use vault_plugin_secrets_litellm::key_index::{self, IndexEntry};
 
-const MASTER_KEY: &str = "sk-tidy-test-master-key-0123456789";
-const MOUNT: &str = "litellm/";
-
-/// One mount of the engine, in-process, with in-memory storage and the fake LiteLLM.
-struct Engine {
-    backend: Backend<LiteLlm>,
-    storage: Storage,
-    system: SystemView,
-    litellm: FakeLiteLlm,
+/// Tidy's helpers on the in-process engine.
+trait TidyEngine {
+    /// `tidy` with `data`, returning the response data.
+    async fn tidy(&self, data: Value) -> Value;
+    /// Issues a key for role `dev`: its lease and its hash.
+    async fn issue_indexed(&self) -> (LeaseSecret, String);
+    /// The periodic rollback tick, as the host sends it (with the mount point, not immediate).
+    async fn tick(&self) -> framework::Result<Option<Response>>;
+    fn admin(&self) -> Client;
+    /// A key created directly in LiteLLM, stamped as `mount` stamps its keys.
+    async fn create_key(&self, alias: &str, mount: &str, duration: &str) -> GeneratedKey;
+    fn alive(&self, alias: &str) -> bool;
+    async fn indexed(&self, token: &str) -> bool;
 }
 
-impl Engine {
-    async fn start() -> Engine {
-        let litellm = FakeLiteLlm::start(MASTER_KEY).await.unwrap();
-        let engine = Engine {
-            backend: factory(),
-            storage: Storage::memory(),
-            system: SystemView::Fixed(FixedSystemView::default()),
-            litellm,
-        };
-        let config = json!({"base_url": engine.litellm.url(), "master_key": MASTER_KEY, "request_timeout": "1s"});
-        engine.call("update", "config", config).await.unwrap();
-        engine
-            .call("update", "roles/dev", json!({"ttl": "5m", "max_ttl": "1h"}))
-            .await
-            .unwrap();
-        engine
-    }
-
-    async fn call(
-        &self,
-        operation: &str,
-        path: &str,
-        data: Value,
-    ) -> framework::Result<Option<Response>> {
-        let Value::Object(data) = data else {
-            panic!("object expected")
-        };
-        let raw = RawRequest {
-            id: uuid::Uuid::new_v4().to_string(),
-            operation: operation.to_string(),
-            path: path.to_string(),
-            data,
-            mount_point: MOUNT.to_string(),
-            display_name: "token".to_string(),
-            ..RawRequest::default()
-        };
-        self.backend
-            .handle_request(raw, self.storage.clone(), self.system.clone())
-            .await
-    }
-
-    /// `tidy` with `data`, returning the response data.
+impl TidyEngine for Engine {
     async fn tidy(&self, data: Value) -> Value {
         self.call("update", "tidy", data)
             .await
@@ -84,25 +45,7 @@ impl Engine {
             .expect("tidy answers with data")
     }
 
-    async fn lease_call(
-        &self,
-        operation: &str,
-        secret: &LeaseSecret,
-    ) -> framework::Result<Option<Response>> {
-        let raw = RawRequest {
-            operation: operation.to_string(),
-            path: "creds/dev".to_string(),
-            secret: Some(secret.clone()),
-            mount_point: MOUNT.to_string(),
-            ..RawRequest::default()
-        };
-        self.backend
-            .handle_request(raw, self.storage.clone(), self.system.clone())
-            .await
-    }
-
-    /// Issues a key for role `dev`: its lease and its hash.
-    async fn issue(&self) -> (LeaseSecret, String) {
+    async fn issue_indexed(&self) -> (LeaseSecret, String) {
         let response = self
             .call("read", "creds/dev", json!({}))
             .await
@@ -115,7 +58,6 @@ impl Engine {
         (response.secret.expect("a lease"), token)
     }
 
-    /// The periodic rollback tick, as the host sends it (with the mount point, not immediate).
     async fn tick(&self) -> framework::Result<Option<Response>> {
         let raw = RawRequest {
             operation: "rollback".into(),
@@ -131,7 +73,6 @@ impl Engine {
         Client::new(&ClientConfig::new(self.litellm.url(), MASTER_KEY)).unwrap()
     }
 
-    /// A key created directly in LiteLLM, stamped as `mount` stamps its keys.
     async fn create_key(&self, alias: &str, mount: &str, duration: &str) -> GeneratedKey {
         create_key(&self.admin(), alias, mount, "dev", duration).await
     }
@@ -191,15 +132,15 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tidy_deletes_orphans_only() {
     let engine = Engine::start().await;
-    let (lease_a, token_a) = engine.issue().await;
-    let (lease_b, token_b) = engine.issue().await;
+    let (lease_a, token_a) = engine.issue_indexed().await;
+    let (lease_b, token_b) = engine.issue_indexed().await;
     assert!(engine.indexed(&token_a).await && engine.indexed(&token_b).await);
 
     // Orphans: a key created directly with this mount's alias shape and stamp, and a key whose
     // lease (and index entry) was lost, e.g. with a storage restore.
     let by_hand = our_alias("vault", "dev");
     engine.create_key(&by_hand, MOUNT, "1h").await;
-    let (_, lost_token) = engine.issue().await;
+    let (_, lost_token) = engine.issue_indexed().await;
     key_index::remove(&engine.storage, &lost_token)
         .await
         .unwrap();
@@ -283,7 +224,7 @@ async fn tidy_deletes_orphans_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoke_removes_the_index_entry_only_once_the_key_is_gone() {
     let engine = Engine::start().await;
-    let (lease, token) = engine.issue().await;
+    let (lease, token) = engine.issue_indexed().await;
     assert_eq!(
         key_index::get(&engine.storage, &token)
             .await
@@ -301,7 +242,7 @@ async fn revoke_removes_the_index_entry_only_once_the_key_is_gone() {
     assert!(!engine.indexed(&token).await);
 
     // LiteLLM's 404 (deleted behind Vault's back) removes it too.
-    let (lease, token) = engine.issue().await;
+    let (lease, token) = engine.issue_indexed().await;
     engine
         .admin()
         .delete_keys(std::slice::from_ref(&token))

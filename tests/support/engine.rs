@@ -1,6 +1,7 @@
 //! The engine in-process: one mount with in-memory storage, fixed lease limits and the fake
 //! LiteLLM, driven with the same requests the host sends. Fast and precise, for fault
-//! injection and cache behaviour.
+//! injection, caches, tidy and identity templates. Test files add their own helpers with
+//! extension traits.
 
 use serde_json::{Map, Value, json};
 use vault_plugin_secrets_litellm::backend::{LiteLlm, factory};
@@ -12,7 +13,10 @@ use vault_plugin_secrets_litellm::framework::{
 use super::fake_litellm::FakeLiteLlm;
 
 /// The master key of the engine's fake LiteLLM.
-pub const MASTER_KEY: &str = "sk-fault-test-master-key-0123456789";
+pub const MASTER_KEY: &str = "sk-engine-test-master-key-0123456789";
+
+/// Where the engine is mounted.
+pub const MOUNT: &str = "litellm/";
 
 /// One mount of the engine, in-process, with in-memory storage and the fake LiteLLM.
 pub struct Engine {
@@ -23,12 +27,18 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// A configured mount with role `dev` (fake-gpt, ttl 5m, max_ttl 1h).
     pub async fn start() -> Engine {
+        Self::start_with(FixedSystemView::default()).await
+    }
+
+    /// The same, on a host with the given lease limits and identity entities.
+    pub async fn start_with(system: FixedSystemView) -> Engine {
         let litellm = FakeLiteLlm::start(MASTER_KEY).await.unwrap();
         let engine = Engine {
             backend: factory(),
             storage: Storage::memory(),
-            system: SystemView::Fixed(FixedSystemView::default()),
+            system: SystemView::Fixed(system),
             litellm,
         };
         let config = json!({"base_url": engine.litellm.url(), "master_key": MASTER_KEY, "request_timeout": "1s"});
@@ -44,8 +54,20 @@ impl Engine {
         engine
     }
 
+    /// A request with a token that has no identity entity (like root).
     pub async fn call(
         &self,
+        operation: &str,
+        path: &str,
+        data: Value,
+    ) -> framework::Result<Option<Response>> {
+        self.call_as("", operation, path, data).await
+    }
+
+    /// A request with a token of identity entity `entity_id`.
+    pub async fn call_as(
+        &self,
+        entity_id: &str,
         operation: &str,
         path: &str,
         data: Value,
@@ -58,8 +80,9 @@ impl Engine {
             operation: operation.to_string(),
             path: path.to_string(),
             data,
-            mount_point: "litellm/".to_string(),
+            mount_point: MOUNT.to_string(),
             display_name: "token".to_string(),
+            entity_id: entity_id.to_string(),
             ..RawRequest::default()
         };
         self.backend
@@ -76,7 +99,7 @@ impl Engine {
             operation: operation.to_string(),
             path: "creds/dev".to_string(),
             secret: Some(secret.clone()),
-            mount_point: "litellm/".to_string(),
+            mount_point: MOUNT.to_string(),
             ..RawRequest::default()
         };
         self.backend
