@@ -257,12 +257,13 @@ impl TidyReport {
     }
 }
 
-async fn tidy(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
-    let options = TidyOptions {
-        dry_run: req.data.bool_or_default("dry_run"),
-        safety_buffer: safety_buffer(&req)?,
-        wal_min_age: backend::wal_rollback_min_age(),
-    };
+/// Runs one tidy for the request's mount and logs what it did.
+async fn run_logged(
+    backend: &LiteLlm,
+    req: &Request,
+    options: TidyOptions,
+    message: &'static str,
+) -> Result<TidyReport> {
     let client = backend.client(&req.storage).await?;
     let report = run(&client, &req.storage, &req.mount_point, options).await?;
     tracing::info!(
@@ -270,8 +271,18 @@ async fn tidy(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
         kept = report.kept,
         stale_index_entries = report.stale_index_entries,
         dry_run = options.dry_run,
-        "tidy ran"
+        "{message}"
     );
+    Ok(report)
+}
+
+async fn tidy(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+    let options = TidyOptions {
+        dry_run: req.data.bool_or_default("dry_run"),
+        safety_buffer: safety_buffer(&req)?,
+        wal_min_age: backend::wal_rollback_min_age(),
+    };
+    let report = run_logged(&backend, &req, options, "tidy ran").await?;
     Ok(Some(Response::data(report.to_json(options.dry_run))))
 }
 
@@ -400,14 +411,7 @@ async fn auto_tidy(backend: &LiteLlm, req: &Request) -> Result<()> {
         safety_buffer: Duration::from_secs(settings.safety_buffer),
         wal_min_age: backend::wal_rollback_min_age(),
     };
-    let client = backend.client(&req.storage).await?;
-    let report = run(&client, &req.storage, &req.mount_point, options).await?;
-    tracing::info!(
-        deleted = report.deleted.len(),
-        kept = report.kept,
-        stale_index_entries = report.stale_index_entries,
-        "auto-tidy ran"
-    );
+    run_logged(backend, req, options, "auto-tidy ran").await?;
     Ok(())
 }
 

@@ -151,6 +151,21 @@ pub struct Request {
 }
 
 impl Request {
+    /// A request the host's periodic `rollback` tick stands for: no caller, no input.
+    pub fn internal(mount_point: &str, storage: &Storage, system: &SystemView) -> Request {
+        let raw = RawRequest {
+            mount_point: mount_point.to_string(),
+            ..RawRequest::default()
+        };
+        Request::new(
+            Operation::Rollback,
+            raw,
+            FieldData::empty(),
+            storage.clone(),
+            system.clone(),
+        )
+    }
+
     /// A request for a handler, from the host's request and its coerced input.
     pub fn new(
         operation: Operation,
@@ -346,17 +361,7 @@ impl<S: Send + Sync + 'static> Backend<S> {
         let Some(periodic) = &self.periodic else {
             return Ok(());
         };
-        let internal = RawRequest {
-            mount_point: raw.mount_point.clone(),
-            ..RawRequest::default()
-        };
-        let request = Request::new(
-            Operation::Rollback,
-            internal,
-            FieldData::empty(),
-            storage.clone(),
-            system.clone(),
-        );
+        let request = Request::internal(&raw.mount_point, storage, system);
         periodic(self.state.clone(), request)
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "periodic function failed"))

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::storage::{Storage, StorageError};
 use super::system_view::SystemView;
-use super::{Backend, BoxFuture, FieldData, Operation, RawRequest, Request, Result};
+use super::{Backend, BoxFuture, RawRequest, Request, Result};
 
 /// Storage prefix of WAL entries (declared local storage: never replicated).
 pub const WAL_PREFIX: &str = "wal/";
@@ -115,17 +115,7 @@ pub(super) async fn rollback<S: Send + Sync + 'static>(
         if !immediate && entry.age(now) < backend.wal_rollback_min_age {
             continue;
         }
-        let internal = RawRequest {
-            mount_point: raw.mount_point.clone(),
-            ..RawRequest::default()
-        };
-        let request = Request::new(
-            Operation::Rollback,
-            internal,
-            FieldData::empty(),
-            storage.clone(),
-            system.clone(),
-        );
+        let request = Request::internal(&raw.mount_point, &storage, &system);
         match undo(backend.state().clone(), request, entry.clone()).await {
             Ok(()) => delete(&storage, &id).await?,
             Err(e) => {
