@@ -31,11 +31,14 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 /// Largest response body the client reads; LiteLLM's answers are a few KiB, so anything
@@ -208,6 +211,9 @@ impl ApiError {
 /// and `{"json": …}` envelopes, so the field names here matter). `None` fields are omitted.
 #[derive(Serialize, Default, Clone, Debug, PartialEq)]
 pub struct GenerateKeyRequest {
+    /// The secret, when the caller chose it; `None` lets LiteLLM make one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<ChosenKey>,
     /// Alias; must be unique among live keys (LiteLLM answers 400 otherwise). Omitted if empty.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub key_alias: String,
@@ -242,6 +248,38 @@ pub struct GenerateKeyRequest {
     /// `default`, `llm_api`, `management` or `read_only`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_type: Option<String>,
+}
+
+/// A secret key chosen by the plugin rather than by LiteLLM: `sk-` and 256 random bits in
+/// base64url (LiteLLM's own keys carry 128). Its hash is known before the key exists, so the
+/// key can be recorded before it is created. Neither `Debug` nor an error prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChosenKey(String);
+
+impl ChosenKey {
+    /// A fresh key from the system's CSPRNG; `None` if that fails (let LiteLLM choose then).
+    pub fn random() -> Option<ChosenKey> {
+        let mut bytes = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut bytes).ok()?;
+        Some(ChosenKey(format!("sk-{}", URL_SAFE_NO_PAD.encode(bytes))))
+    }
+
+    /// The hash LiteLLM will store the key under (see [`token_hash`]).
+    pub fn token(&self) -> String {
+        token_hash(&self.0)
+    }
+}
+
+impl Serialize for ChosenKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ChosenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ChosenKey([redacted])")
+    }
 }
 
 /// A freshly generated key. `Debug` never prints the secret.
@@ -394,6 +432,8 @@ struct Inner {
     /// Exact master key, redacted wherever a response body is quoted.
     master_key: String,
     timeout: Duration,
+    /// Set once LiteLLM answered a chosen key with 403 (`disable_custom_api_keys`).
+    refuses_chosen_keys: AtomicBool,
 }
 
 impl fmt::Debug for Client {
@@ -466,6 +506,7 @@ impl Client {
                 auth,
                 master_key: cfg.master_key.clone(),
                 timeout: cfg.request_timeout,
+                refuses_chosen_keys: AtomicBool::new(false),
             }),
         })
     }
@@ -489,7 +530,14 @@ impl Client {
         Ok(())
     }
 
-    /// Creates a key (`POST /key/generate`).
+    /// Whether to send a [`ChosenKey`]: false once this proxy refused one.
+    pub fn accepts_chosen_keys(&self) -> bool {
+        !self.inner.refuses_chosen_keys.load(Ordering::Relaxed)
+    }
+
+    /// Creates a key (`POST /key/generate`). A proxy that refuses chosen keys (HTTP 403,
+    /// LiteLLM's `disable_custom_api_keys`) is asked again without one, and the key LiteLLM
+    /// made is returned: compare [`GeneratedKey::token`] with the chosen key's.
     ///
     /// If this fails with an error for which [`ApiError::may_have_reached_server`] is true, a
     /// key may exist without the caller knowing its secret: clean up by alias.
@@ -831,6 +879,31 @@ impl Client {
     /// [`GenerateKeyRequest`] does not model (e.g. `allowed_routes`). Fields of `req` win over
     /// entries of `extra` with the same name.
     pub async fn generate_with(
+        &self,
+        req: &GenerateKeyRequest,
+        extra: &Map<String, Value>,
+    ) -> Result<GeneratedKey, ApiError> {
+        match self.generate_once(req, extra).await {
+            // A 403 is a definite answer (no key was made), so asking again is safe.
+            Err(e) if req.key.is_some() && e.status() == Some(403) => {
+                let unchosen = GenerateKeyRequest {
+                    key: None,
+                    ..req.clone()
+                };
+                let generated = self.generate_once(&unchosen, extra).await?;
+                self.inner
+                    .refuses_chosen_keys
+                    .store(true, Ordering::Relaxed);
+                tracing::info!(
+                    "LiteLLM refuses keys chosen by the caller (disable_custom_api_keys); it generates them from now on"
+                );
+                Ok(generated)
+            }
+            result => result,
+        }
+    }
+
+    async fn generate_once(
         &self,
         req: &GenerateKeyRequest,
         extra: &Map<String, Value>,
@@ -1300,6 +1373,34 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&req).ok(),
             Some(serde_json::json!({"key_alias":"a","duration":"90s","models":[],"metadata":{}}))
+        );
+    }
+
+    #[test]
+    fn chosen_keys_are_long_random_and_never_printed() {
+        let (Some(a), Some(b)) = (ChosenKey::random(), ChosenKey::random()) else {
+            panic!("the CSPRNG failed");
+        };
+        assert_ne!(a, b);
+        let Value::String(secret) = serde_json::to_value(&a).unwrap() else {
+            panic!("a chosen key serializes to a string");
+        };
+        // `sk-` + 32 bytes in unpadded base64url: LiteLLM wants `sk-` and at least 16 chars.
+        let body = secret.strip_prefix("sk-").unwrap();
+        assert_eq!(body.len(), 43);
+        assert!(
+            body.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+        assert_eq!(a.token(), token_hash(&secret));
+        let req = GenerateKeyRequest {
+            key: Some(a),
+            ..Default::default()
+        };
+        assert!(!format!("{req:?}").contains(body));
+        assert_eq!(
+            serde_json::to_value(&req).unwrap()["key"],
+            Value::String(secret)
         );
     }
 

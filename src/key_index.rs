@@ -4,8 +4,11 @@
 //!
 //! Together with the issue WAL it keeps one invariant: from just before `/key/generate` until
 //! the key is deleted, every key is covered by a WAL entry or an index entry. Issue writes the
-//! entry after `/key/generate` and before removing its WAL entry; revoke removes it only after
-//! LiteLLM confirmed the deletion (or answered that the key was already gone).
+//! entry with its WAL entry before `/key/generate` (it chose the key, so it knows the hash),
+//! or, when LiteLLM made the key, after `/key/generate` and before removing its WAL entry;
+//! revoke removes it only after LiteLLM confirmed the deletion (or answered that the key was
+//! already gone). An entry whose key was never created is removed by the failed issue itself,
+//! by rollback, or else by `tidy`.
 //!
 //! One entry per key, so concurrent issues never write the same storage entry. The index is
 //! local storage, like the WAL and the leases it mirrors: each cluster indexes what it issued.

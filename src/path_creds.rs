@@ -1,8 +1,14 @@
 //! `creds/<name>`: issue a fresh LiteLLM key for a role, wrapped in a lease.
 //!
-//! Issuing is crash-safe: a WAL entry naming the key's alias is written before LiteLLM is
-//! asked for the key and removed only once the lease response is built. If the plugin dies in
-//! between, rollback deletes the key by its alias.
+//! Issuing is crash-safe. The plugin chooses the key's secret itself, so it knows the key's
+//! hash before the key exists: a WAL entry (alias and hash) and the key's [`key_index`] entry
+//! are written, concurrently, before LiteLLM is asked to create the key, and the WAL entry is
+//! removed only once the lease response is built. If the plugin dies in between, rollback
+//! deletes the key by its alias and drops its index entry. A proxy that refuses chosen keys
+//! (`disable_custom_api_keys`) makes the key itself; its index entry is then written after
+//! `/key/generate`, still before the WAL entry goes.
+//!
+//! [`key_index`]: crate::key_index
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -10,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value, json};
 
 use crate::backend::LiteLlm;
-use crate::client::{GenerateKeyRequest, duration_string, token_hash};
+use crate::client::{ChosenKey, GenerateKeyRequest, duration_string};
 use crate::framework::lease::{MountLeaseLimits, TtlRequest, calculate_ttl, human_duration};
 use crate::framework::{
     Error, Field, FieldType, LeaseOptions, Operation, Path, Request, Response, Result, handler, wal,
@@ -56,33 +62,49 @@ async fn issue(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> 
     // Before the WAL entry and LiteLLM: a caller the role's templates cannot resolve costs nothing.
     let owner = role.key_owner(&req).await?;
     let alias = key_alias(&role.key_alias_prefix, &role_name);
+    let client = backend.client(&req.storage).await?;
 
-    // Independent, so concurrent: the client is usually cached; the lease limits and the WAL
-    // entry are one host call each.
-    let (client, limits, wal_id) = tokio::try_join!(
-        backend.client(&req.storage),
-        async { Ok(req.system.lease_limits_for(role.ttl()).await?) },
-        async {
-            Ok(wal::put(
-                &req.storage,
-                secret_key::WAL_KIND,
-                json!({ "key_alias": alias }),
-            )
-            .await?)
-        },
-    )?;
+    // Choosing the secret here makes its hash known before the key exists, so the index entry
+    // is written together with the WAL entry instead of after `/key/generate`.
+    let chosen = client
+        .accepts_chosen_keys()
+        .then(ChosenKey::random)
+        .flatten();
+    let pre_indexed = chosen.as_ref().map(ChosenKey::token);
     let issued_at = SystemTime::now();
-    let (ttl, warnings) = match lease_ttl(&req, &role, limits, issued_at) {
+    let index_entry = IndexEntry::new(&alias, &role_name, issued_at);
+    let wal_entry = json!({ "key_alias": alias, "token_id": pre_indexed });
+    // Independent, so concurrent: one host call each.
+    let (limits, wal_id, indexed) = tokio::join!(
+        req.system.lease_limits_for(role.ttl()),
+        wal::put(&req.storage, secret_key::WAL_KIND, wal_entry),
+        async {
+            match &pre_indexed {
+                Some(token) => key_index::put(&req.storage, token, &index_entry).await,
+                None => Ok(()),
+            }
+        },
+    );
+    let written = Written {
+        wal_id: wal_id.as_ref().ok().cloned(),
+        indexed: pre_indexed.clone().filter(|_| indexed.is_ok()),
+    };
+    let prepared = (|| {
+        wal_id?;
+        indexed?;
+        lease_ttl(&req, &role, limits?, issued_at)
+    })();
+    let (ttl, warnings) = match prepared {
         Ok(ttl) => ttl,
         Err(e) => {
-            wal::delete(&req.storage, &wal_id).await?;
+            written.undo(&req).await;
             return Err(e);
         }
     };
 
     let generated = client
         .generate(&generate_request(
-            &req, &role_name, &role, owner, &alias, ttl,
+            &req, &role_name, &role, owner, &alias, chosen, ttl,
         ))
         .await;
     let generated = match generated {
@@ -95,7 +117,7 @@ async fn issue(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> 
                 .await
                 .is_ok()
             {
-                wal::delete(&req.storage, &wal_id).await?;
+                written.undo(&req).await;
             }
             tracing::warn!(role = %role_name, key_alias = %alias, error = %e, "issuing a key failed");
             return Err(Error::Upstream(format!(
@@ -104,15 +126,16 @@ async fn issue(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> 
         }
     };
 
-    let token_id = token_hash(&generated.key);
-    // Indexed before the WAL entry goes, so tidy always finds the key under one of the two.
-    // Should this fail, no lease is created and rollback deletes the key.
-    key_index::put(
-        &req.storage,
-        &token_id,
-        &IndexEntry::new(&alias, &role_name, issued_at),
-    )
-    .await?;
+    let token_id = generated.token.clone();
+    if written.indexed.as_deref() != Some(token_id.as_str()) {
+        // LiteLLM made the key itself (it refuses chosen ones). Indexed before the WAL entry
+        // goes, so tidy always finds the key under one of the two; should this fail, no lease
+        // is created and rollback deletes the key.
+        key_index::put(&req.storage, &token_id, &index_entry).await?;
+        if let Some(unused) = &written.indexed {
+            key_index::remove(&req.storage, unused).await?;
+        }
+    }
     let key_expires = issued_at + ttl + secret_key::EXPIRY_BUFFER;
     let data = json!({
         "key": generated.key,
@@ -141,9 +164,41 @@ async fn issue(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> 
 
     // The lease now accounts for the key. Should this delete fail, the request fails, no lease
     // is created, and rollback deletes the key.
-    wal::delete(&req.storage, &wal_id).await?;
+    if let Some(wal_id) = &written.wal_id {
+        wal::delete(&req.storage, wal_id).await?;
+    }
     tracing::debug!(role = %role_name, key_alias = %alias, ttl_secs = ttl.as_secs(), "issued key");
     Ok(Some(response))
+}
+
+/// What an issue wrote to storage before its key existed.
+struct Written {
+    wal_id: Option<String>,
+    indexed: Option<String>,
+}
+
+impl Written {
+    /// Takes back both entries once no key exists. Best effort: a WAL entry left behind is
+    /// rolled back (the key is already gone), an index entry left behind is removed by tidy.
+    async fn undo(&self, req: &Request) {
+        let (wal_deleted, unindexed) = tokio::join!(
+            async {
+                match &self.wal_id {
+                    Some(id) => wal::delete(&req.storage, id).await,
+                    None => Ok(()),
+                }
+            },
+            async {
+                match &self.indexed {
+                    Some(token) => key_index::remove(&req.storage, token).await,
+                    None => Ok(()),
+                }
+            },
+        );
+        if let Err(e) = wal_deleted.and(unindexed) {
+            tracing::warn!(error = %e, "could not clean up after a failed issue; rollback and tidy will");
+        }
+    }
 }
 
 /// The lease TTL for this issue (and the warnings to show): the role's TTL, or the shorter one
@@ -195,6 +250,7 @@ fn generate_request(
     role: &Role,
     owner: KeyOwner,
     alias: &str,
+    key: Option<ChosenKey>,
     ttl: Duration,
 ) -> GenerateKeyRequest {
     let mut metadata: Map<String, Value> = role
@@ -212,6 +268,7 @@ fn generate_request(
         metadata.insert(key.to_string(), Value::String(value.to_string()));
     }
     GenerateKeyRequest {
+        key,
         key_alias: alias.to_string(),
         duration: Some(duration_string((ttl + secret_key::EXPIRY_BUFFER).as_secs())),
         models: role.models.clone(),

@@ -233,6 +233,8 @@ fn successor_request(
 ) -> Result<(GenerateKeyRequest, Map<String, Value>)> {
     let info = &own.info;
     let request = GenerateKeyRequest {
+        // LiteLLM makes the successor's secret: nothing needs its hash before it exists.
+        key: None,
         key_alias: alias.to_string(),
         duration: successor_lifetime(own, now)?.map(duration_string),
         models: info.models.clone(),

@@ -148,7 +148,7 @@ async fn revoke(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>>
     Ok(None)
 }
 
-/// Undoes an issue that never reached its lease: deletes the key by alias.
+/// Undoes an issue that never reached its lease: deletes the key by alias, then its index entry.
 pub async fn rollback(backend: Arc<LiteLlm>, req: Request, entry: WalEntry) -> Result<()> {
     if entry.kind != WAL_KIND {
         tracing::warn!(kind = %entry.kind, "dropping WAL entry of unknown kind");
@@ -173,6 +173,11 @@ pub async fn rollback(backend: Arc<LiteLlm>, req: Request, entry: WalEntry) -> R
         .delete_aliases(std::slice::from_ref(&alias))
         .await
         .map_err(|e| Error::Upstream(format!("rollback of key {alias}: {e}")))?;
+    // Issues index a key they chose before creating it; WAL entries of older versions and of
+    // keys LiteLLM made carry no hash.
+    if let Some(token_id) = entry.data.get("token_id").and_then(Value::as_str) {
+        crate::key_index::remove(&req.storage, token_id).await?;
+    }
     tracing::info!(key_alias = %alias, "rolled back a key whose issue did not complete");
     Ok(())
 }

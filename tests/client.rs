@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 use support::fake_litellm::{FAKE_MODELS, FakeLiteLlm, Fault, Op};
 use vault_plugin_secrets_litellm::client::{
-    ApiError, Client, ClientConfig, Deleted, GenerateKeyRequest, KeyStatus, duration_string,
-    token_hash,
+    ApiError, ChosenKey, Client, ClientConfig, Deleted, GenerateKeyRequest, KeyStatus,
+    duration_string, token_hash,
 };
 
 const MASTER: &str = "sk-fake-master-key-0123456789";
@@ -246,6 +246,87 @@ async fn lifecycle_generate_info_extend_list_delete() {
         assert!(err.is_not_found(), "[{}] {err}", t.name);
         assert!(client.list_aliases(&alias).await.expect("list").is_empty());
     }
+}
+
+#[tokio::test]
+async fn chosen_keys_are_stored_as_chosen() {
+    for t in targets().await {
+        let client = t.client();
+        assert!(client.accepts_chosen_keys());
+        let chosen = ChosenKey::random().expect("CSPRNG");
+        let req = GenerateKeyRequest {
+            key: Some(chosen.clone()),
+            key_alias: unique_alias("chosen"),
+            duration: Some(duration_string(120)),
+            ..Default::default()
+        };
+        let key = client
+            .generate(&req)
+            .await
+            .unwrap_or_else(|e| panic!("[{}] generate: {e}", t.name));
+        assert_eq!(key.token, chosen.token(), "[{}]", t.name);
+        assert_eq!(
+            serde_json::to_value(&chosen).unwrap(),
+            json!(key.key),
+            "[{}]",
+            t.name
+        );
+        assert_eq!(models_with(&t.url, &key.key).await.0, 200, "[{}]", t.name);
+
+        // Asking for the same secret again replaces the row (upsert) instead of failing.
+        let again = client
+            .generate(&GenerateKeyRequest {
+                key_alias: unique_alias("chosen-again"),
+                ..req.clone()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("[{}] generate again: {e}", t.name));
+        assert_eq!(again.token, key.token, "[{}]", t.name);
+        let info = client.info(&key.token).await.expect("info").expect("row");
+        assert_eq!(info.key_alias, again.key_alias, "[{}]", t.name);
+        assert_eq!(
+            client
+                .delete_keys(std::slice::from_ref(&key.token))
+                .await
+                .ok(),
+            Some(Deleted::Some),
+            "[{}]",
+            t.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_proxy_refusing_chosen_keys_makes_them_itself() {
+    let (fake, client) = fake_and_client(Duration::from_secs(5)).await;
+    fake.disable_custom_keys(true);
+    let req = GenerateKeyRequest {
+        key: ChosenKey::random(),
+        ..gen_req("refused")
+    };
+    let key = client.generate(&req).await.expect("generate");
+    assert_ne!(
+        Some(key.token.clone()),
+        req.key.as_ref().map(ChosenKey::token)
+    );
+    assert!(fake.get(&key.token).is_some());
+    // Asked twice (refused, then without a key); from now on the key is left to LiteLLM.
+    assert_eq!(fake.requests(Op::Generate), 2);
+    assert!(!client.accepts_chosen_keys());
+    assert_eq!(fake.key_count(), 1);
+
+    // Any other 403 is returned as it is, and is not taken for that setting.
+    let (fake, client) = fake_and_client(Duration::from_secs(5)).await;
+    let req = GenerateKeyRequest {
+        key: ChosenKey::random(),
+        ..gen_req("tagged")
+    };
+    let mut enterprise_only = serde_json::Map::new();
+    enterprise_only.insert("tags".into(), json!(["a"]));
+    let refused = client.generate_with(&req, &enterprise_only).await;
+    assert_eq!(refused.err().and_then(|e| e.status()), Some(403));
+    assert_eq!(fake.key_count(), 0);
+    assert!(client.accepts_chosen_keys());
 }
 
 #[tokio::test]
@@ -830,6 +911,19 @@ async fn conformance_of_raw_answers() {
             400,
             litellm(
                 "{'error': \"Invalid key format. LiteLLM Virtual Key must start with 'sk-'. Received: nosk****efgh\"}",
+                "internal_server_error",
+                Value::Null,
+                400,
+            ),
+        ),
+        (
+            "POST",
+            "/key/generate",
+            Auth::Master,
+            Some(r#"{"key":"sk-short"}"#),
+            400,
+            litellm(
+                "{'error': 'Invalid key format. LiteLLM Virtual Key must be at least 16 characters long.'}",
                 "internal_server_error",
                 Value::Null,
                 400,

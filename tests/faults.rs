@@ -49,6 +49,10 @@ async fn failed_issues_leave_no_key_and_no_wal_behind() {
             engine.wal_ids().await.is_empty(),
             "{fault:?} left a WAL entry"
         );
+        assert!(
+            engine.index_entries().await.is_empty(),
+            "{fault:?} left an index entry"
+        );
     }
     // The engine keeps serving.
     engine.issue().await.unwrap();
@@ -61,12 +65,71 @@ async fn issue_with_litellm_down_fails_clearly() {
     engine.litellm.stop().await;
     let err = engine.issue().await.expect_err("issue must fail");
     assert!(err.to_string().contains("unreachable"), "{err}");
-    // The alias could not be deleted either, so the WAL entry stays for rollback.
+    // The alias could not be deleted either, so the WAL entry stays for rollback, and the
+    // index entry written with it for tidy.
     assert_eq!(engine.wal_ids().await.len(), 1);
+    assert_eq!(engine.index_entries().await.len(), 1);
     engine.litellm.restart().await.unwrap();
     engine.rollback_now().await;
     assert!(engine.wal_ids().await.is_empty());
+    assert!(engine.index_entries().await.is_empty());
     assert_eq!(engine.litellm.key_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_is_covered_by_wal_and_index_before_it_exists() {
+    let engine = std::sync::Arc::new(Engine::start().await);
+    engine
+        .litellm
+        .fail_next_n(Op::Generate, Fault::Delay(Duration::from_millis(600)), 1);
+    let issuing = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.issue().await }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while engine.litellm.requests(Op::Generate) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no /key/generate");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // LiteLLM has not answered (the fake has made the key and holds the answer back): were
+    // the plugin to die now, rollback would find the WAL entry and tidy the index entry.
+    assert_eq!(engine.wal_ids().await.len(), 1);
+    let indexed = engine.index_entries().await;
+    assert_eq!(indexed.len(), 1);
+
+    let lease = issuing.await.unwrap().unwrap();
+    // The key is the one indexed beforehand; the WAL entry is gone with the lease created.
+    assert_eq!(lease.internal_data["token_id"], json!(indexed[0]));
+    assert!(engine.litellm.get(&indexed[0]).is_some());
+    assert!(engine.wal_ids().await.is_empty());
+    engine.lease_call("revoke", &lease).await.unwrap();
+    assert!(engine.index_entries().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_refusing_chosen_keys_still_issues_indexed_keys() {
+    let engine = Engine::start().await;
+    engine.litellm.disable_custom_keys(true);
+    let mut leases = Vec::new();
+    for _ in 0..2 {
+        leases.push(engine.issue().await.unwrap());
+    }
+    // Refused once, then LiteLLM makes every key without being asked twice.
+    assert_eq!(engine.litellm.requests(Op::Generate), 3);
+    let mut tokens: Vec<String> = leases
+        .iter()
+        .map(|l| l.internal_data["token_id"].as_str().unwrap().to_string())
+        .collect();
+    tokens.sort();
+    // Exactly the keys that exist are indexed: the entry written for the refused key is gone.
+    assert_eq!(engine.index_entries().await, tokens);
+    assert!(tokens.iter().all(|t| engine.litellm.get(t).is_some()));
+    assert!(engine.wal_ids().await.is_empty());
+    for lease in &leases {
+        engine.lease_call("revoke", lease).await.unwrap();
+    }
+    assert_eq!(engine.litellm.key_count(), 0);
+    assert!(engine.index_entries().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,6 +188,7 @@ async fn rollback_deletes_keys_of_unfinished_issues_but_not_young_ones() {
         (engine.litellm.key_count(), engine.wal_ids().await.len()),
         (1, 1)
     );
+    assert_eq!(engine.index_entries().await.len(), 1);
 
     // The periodic rollback leaves entries younger than the minimum age alone.
     let raw = RawRequest {
@@ -146,6 +210,7 @@ async fn rollback_deletes_keys_of_unfinished_issues_but_not_young_ones() {
         (engine.litellm.key_count(), engine.wal_ids().await.len()),
         (0, 0)
     );
+    assert!(engine.index_entries().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

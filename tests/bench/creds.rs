@@ -84,8 +84,35 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
+/// The latencies of one measurement, possibly gathered over several rounds.
+#[derive(Default)]
+struct Samples {
+    times: Vec<Duration>,
+    errors: usize,
+    elapsed: Duration,
+}
+
+impl Samples {
+    fn add(&mut self, round: Samples) {
+        self.times.extend(round.times);
+        self.errors += round.errors;
+        self.elapsed += round.elapsed;
+    }
+
+    fn stats(&self) -> Stats {
+        let mut times = self.times.clone();
+        times.sort();
+        Stats {
+            p50_ms: percentile(&times, 0.5),
+            p99_ms: percentile(&times, 0.99),
+            per_sec: times.len() as f64 / self.elapsed.as_secs_f64(),
+            errors: self.errors,
+        }
+    }
+}
+
 /// Runs `total` calls of `call` from `clients` concurrent workers.
-async fn measure<F, Fut>(clients: usize, total: usize, call: F) -> Stats
+async fn measure<F, Fut>(clients: usize, total: usize, call: F) -> Samples
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send,
@@ -112,19 +139,70 @@ where
             }
         }));
     }
-    let (mut times, mut errors) = (Vec::new(), 0);
+    let mut samples = Samples::default();
     for w in workers {
         let (t, e) = w.await.expect("worker");
-        times.extend(t);
-        errors += e;
+        samples.times.extend(t);
+        samples.errors += e;
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    times.sort();
-    Stats {
-        p50_ms: percentile(&times, 0.5),
-        p99_ms: percentile(&times, 0.99),
-        per_sec: times.len() as f64 / elapsed,
-        errors,
+    samples.elapsed = started.elapsed();
+    samples
+}
+
+/// Rounds in which the baselines and the plugin are measured in turn, so that a drifting
+/// machine or upstream weighs on all of them alike.
+const ROUNDS: usize = 5;
+
+/// KV read, direct generate and creds/revoke, measured in alternating rounds.
+struct Comparison {
+    kv: Stats,
+    direct: Stats,
+    creds: Stats,
+    revoke: Stats,
+    /// CPU seconds of the plugin and of `bao` while issuing and revoking.
+    plugin_cpu: f64,
+    bao_cpu: f64,
+}
+
+impl Comparison {
+    /// `upstream` is (URL, master key); `pids` are the plugin's and `bao`'s.
+    async fn run(
+        api: &Api,
+        mount: &str,
+        upstream: (&str, &str),
+        (plugin_pid, bao_pid): (u32, u32),
+        clients: usize,
+        total: usize,
+    ) -> Comparison {
+        let per_round = total.div_ceil(ROUNDS);
+        let (mut kv, mut direct, mut creds, mut revoke) = Default::default();
+        let (mut plugin_cpu, mut bao_cpu) = (0.0, 0.0);
+        for _ in 0..ROUNDS {
+            Samples::add(&mut kv, kv_reads(api, clients, per_round).await);
+            Samples::add(
+                &mut direct,
+                direct_generate(upstream.0, upstream.1, clients, per_round).await,
+            );
+            let (plugin_before, bao_before) = (cpu_seconds(plugin_pid), cpu_seconds(bao_pid));
+            let (c, r) = creds_and_revoke(api, mount, clients, per_round).await;
+            plugin_cpu += cpu_seconds(plugin_pid) - plugin_before;
+            bao_cpu += cpu_seconds(bao_pid) - bao_before;
+            Samples::add(&mut creds, c);
+            Samples::add(&mut revoke, r);
+        }
+        Comparison {
+            kv: kv.stats(),
+            direct: direct.stats(),
+            creds: creds.stats(),
+            revoke: revoke.stats(),
+            plugin_cpu,
+            bao_cpu,
+        }
+    }
+
+    /// (3) − (1) − (2) at p50.
+    fn overhead_ms(&self) -> f64 {
+        self.creds.p50_ms - self.kv.p50_ms - self.direct.p50_ms
     }
 }
 
@@ -228,7 +306,7 @@ fn handshake_ms(binary: &PathBuf, runs: usize) -> f64 {
 }
 
 /// Direct `/key/generate` calls to an upstream, cleaned up afterwards.
-async fn direct_generate(url: &str, master_key: &str, clients: usize, total: usize) -> Stats {
+async fn direct_generate(url: &str, master_key: &str, clients: usize, total: usize) -> Samples {
     let http = reqwest::Client::new();
     let keys = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (u, m, k) = (url.to_string(), master_key.to_string(), keys.clone());
@@ -280,7 +358,12 @@ async fn direct_generate(url: &str, master_key: &str, clients: usize, total: usi
 }
 
 /// Issues (and, separately, revokes) `total` credentials of `mount`/`role`.
-async fn creds_and_revoke(api: &Api, mount: &str, clients: usize, total: usize) -> (Stats, Stats) {
+async fn creds_and_revoke(
+    api: &Api,
+    mount: &str,
+    clients: usize,
+    total: usize,
+) -> (Samples, Samples) {
     let leases = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (a, path, l) = (api.clone(), format!("{mount}/creds/bench"), leases.clone());
     let issue = measure(clients, total, move |_| {
@@ -315,7 +398,7 @@ async fn creds_and_revoke(api: &Api, mount: &str, clients: usize, total: usize) 
     (issue, revoke)
 }
 
-async fn kv_reads(api: &Api, clients: usize, total: usize) -> Stats {
+async fn kv_reads(api: &Api, clients: usize, total: usize) -> Samples {
     let a = api.clone();
     measure(clients, total, move |_| {
         let a = a.clone();
@@ -418,20 +501,24 @@ async fn main() {
     let mut rss_load = rss_idle;
     let mut results = Map::new();
     for clients in CONCURRENCY {
-        let kv = kv_reads(&api, clients, plan.requests).await;
-        let direct = direct_generate(&fake.url(), MASTER_KEY, clients, plan.requests).await;
-        let (plugin_cpu, bao_cpu) = (cpu_seconds(plugin_pid), cpu_seconds(bao_pid));
-        let (creds, revoke) = creds_and_revoke(&api, "litellm", clients, plan.requests).await;
-        let plugin_cpu = cpu_seconds(plugin_pid) - plugin_cpu;
-        let bao_cpu = cpu_seconds(bao_pid) - bao_cpu;
+        let run = Comparison::run(
+            &api,
+            "litellm",
+            (&fake.url(), MASTER_KEY),
+            (plugin_pid, bao_pid),
+            clients,
+            plan.requests,
+        )
+        .await;
+        let (plugin_cpu, bao_cpu) = (run.plugin_cpu, run.bao_cpu);
         rss_load = rss_load.max(rss_mib(plugin_pid));
-        let overhead = creds.p50_ms - kv.p50_ms - direct.p50_ms;
+        let overhead = run.overhead_ms();
         let per_1000 = 1000.0 / plan.requests as f64;
         for (name, s) in [
-            ("kv read", kv),
-            ("direct generate", direct),
-            ("creds", creds),
-            ("revoke", revoke),
+            ("kv read", &run.kv),
+            ("direct generate", &run.direct),
+            ("creds", &run.creds),
+            ("revoke", &run.revoke),
         ] {
             table.push((
                 format!("{name} @{clients}"),
@@ -457,7 +544,7 @@ async fn main() {
         results.insert(
             format!("c{clients}"),
             json!({
-                "kv_read": kv.json(), "direct_generate": direct.json(), "creds": creds.json(), "revoke": revoke.json(),
+                "kv_read": run.kv.json(), "direct_generate": run.direct.json(), "creds": run.creds.json(), "revoke": run.revoke.json(),
                 "plugin_overhead_p50_ms": round(overhead),
                 "plugin_cpu_s_per_1000": round(plugin_cpu * per_1000), "bao_cpu_s_per_1000": round(bao_cpu * per_1000),
             }),
@@ -467,6 +554,7 @@ async fn main() {
 
     // Issue/revoke cycles at 32 clients: errors, keys left, RSS growth.
     let (cycle_issue, cycle_revoke) = creds_and_revoke(&api, "litellm", 32, plan.cycles).await;
+    let (cycle_issue, cycle_revoke) = (cycle_issue.stats(), cycle_revoke.stats());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_after = rss_mib(plugin_pid);
     let keys_left = fake.key_count();
@@ -509,9 +597,8 @@ async fn main() {
         .await
         .expect("real role");
         let n = (plan.requests / 10).max(20);
-        let kv = kv_reads(&api, 1, n).await;
-        let direct = direct_generate(&url, &key, 1, n).await;
-        let (creds, revoke) = creds_and_revoke(&api, "real", 1, n).await;
+        let run = Comparison::run(&api, "real", (&url, &key), (plugin_pid, bao_pid), 1, n).await;
+        let (kv, direct, creds, revoke) = (run.kv, run.direct, run.creds, run.revoke);
         let budget = direct.p50_ms + kv.p50_ms + 2.0;
         table.push((
             "real LiteLLM: direct generate @1".into(),

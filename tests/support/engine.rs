@@ -9,6 +9,7 @@ use vault_plugin_secrets_litellm::framework::system_view::FixedSystemView;
 use vault_plugin_secrets_litellm::framework::{
     self, Backend, LeaseSecret, RawRequest, Response, Storage, SystemView, wal,
 };
+use vault_plugin_secrets_litellm::key_index;
 
 use super::fake_litellm::FakeLiteLlm;
 
@@ -117,6 +118,11 @@ impl Engine {
 
     pub async fn wal_ids(&self) -> Vec<String> {
         wal::list(&self.storage).await.unwrap()
+    }
+
+    /// The hashes in the key index.
+    pub async fn index_entries(&self) -> Vec<String> {
+        key_index::list(&self.storage).await.unwrap()
     }
 
     pub async fn rollback_now(&self) {

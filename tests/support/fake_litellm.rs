@@ -177,6 +177,7 @@ impl FakeLiteLlm {
             clock_offset_ms: AtomicU64::new(0),
             conns: Mutex::new(Vec::new()),
             proxy_admins: Mutex::new(HashSet::new()),
+            custom_keys_disabled: AtomicBool::new(false),
         });
         let mut fake = FakeLiteLlm {
             shared,
@@ -247,6 +248,14 @@ impl FakeLiteLlm {
             let _ = serve.await;
         }));
         Ok(())
+    }
+
+    /// Sets `general_settings.disable_custom_api_keys`: generate then refuses a caller's `key`
+    /// with 403, as the real proxy does.
+    pub fn disable_custom_keys(&self, disabled: bool) {
+        self.shared
+            .custom_keys_disabled
+            .store(disabled, Ordering::Relaxed);
     }
 
     /// Makes `user_id` a proxy admin (`user_role: proxy_admin`): its virtual keys may then
@@ -371,6 +380,8 @@ struct Shared {
     conns: Mutex<Vec<Weak<ConnCtl>>>,
     /// User ids with `user_role: proxy_admin`.
     proxy_admins: Mutex<HashSet<String>>,
+    /// `general_settings.disable_custom_api_keys`.
+    custom_keys_disabled: AtomicBool,
 }
 
 #[derive(Default)]
@@ -383,7 +394,9 @@ struct Db {
 }
 
 impl Db {
+    /// Adds a row, replacing one with the same token (the real proxy upserts).
     fn insert(&mut self, record: KeyRecord) {
+        self.remove(&record.token);
         if let Some(alias) = &record.key_alias {
             self.by_alias
                 .entry(alias.clone())
@@ -1261,6 +1274,12 @@ fn generate(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply
     if let Err(reply) = check_budgets(&f) {
         return reply;
     }
+    if f.key.is_some() && shared.custom_keys_disabled.load(Ordering::Relaxed) {
+        return dict_error(
+            StatusCode::FORBIDDEN,
+            "Custom API key values are disabled by your administrator. Keys must be auto-generated.",
+        );
+    }
     if let Some(key) = &f.key
         && !key.starts_with("sk-")
     {
@@ -1277,6 +1296,12 @@ fn generate(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply
             &format!(
                 "Invalid key format. LiteLLM Virtual Key must start with 'sk-'. Received: {masked}"
             ),
+        );
+    }
+    if f.key.as_ref().is_some_and(|k| k.chars().count() < 16) {
+        return dict_error(
+            StatusCode::BAD_REQUEST,
+            "Invalid key format. LiteLLM Virtual Key must be at least 16 characters long.",
         );
     }
     // `expires` is computed from the exact time; the stored row keeps milliseconds.
@@ -1310,17 +1335,7 @@ fn generate(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply
         {
             return duplicate_alias(alias);
         }
-        if db.live.contains_key(&token) {
-            return (
-                StatusCode::BAD_REQUEST,
-                litellm_error(
-                    StatusCode::BAD_REQUEST,
-                    "Key already exists",
-                    "bad_request_error",
-                    Value::Null,
-                ),
-            );
-        }
+        // The real proxy upserts: the same secret again replaces the row (see db.insert).
         db.seq += 1;
         let record = KeyRecord {
             token: token.clone(),
