@@ -457,9 +457,10 @@ async fn list(_: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
     )))
 }
 
-async fn read(_: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+async fn read(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
     let name = role_name(&req.data)?;
-    let Some(role) = Role::load(&req.storage, name).await? else {
+    // The role issue uses, from the same cache.
+    let Some(role) = backend.role(&req.storage, name).await? else {
         return Ok(None);
     };
     Ok(Some(Response::data(json!({

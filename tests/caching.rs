@@ -74,9 +74,31 @@ async fn invalidate_key_drops_what_another_node_changed() {
         ["fake-gpt"],
         "served from the cache"
     );
+    assert_eq!(read_role_models(&engine).await, json!(["fake-gpt"]));
     engine.backend.invalidate_key("roles/dev");
     assert_eq!(
         next_key_models(&engine, &engine.litellm).await,
         ["fake-claude"]
     );
+    assert_eq!(read_role_models(&engine).await, json!(["fake-claude"]));
+}
+
+/// `models` as `roles/dev` reads: from the same cache as issuing.
+async fn read_role_models(engine: &Engine) -> serde_json::Value {
+    let read = engine.call("read", "roles/dev", json!({})).await.unwrap();
+    read.and_then(|r| r.data).expect("role data")["models"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_reads_see_writes_and_deletes_at_once() {
+    let engine = Engine::start().await;
+    assert_eq!(read_role_models(&engine).await, json!(["fake-gpt"]));
+    engine
+        .call("update", "roles/dev", json!({"models": "fake-claude"}))
+        .await
+        .unwrap();
+    assert_eq!(read_role_models(&engine).await, json!(["fake-claude"]));
+    engine.call("delete", "roles/dev", json!({})).await.unwrap();
+    let read = engine.call("read", "roles/dev", json!({})).await.unwrap();
+    assert!(read.is_none(), "a deleted role reads as not found");
 }
