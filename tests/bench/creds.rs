@@ -329,6 +329,7 @@ async fn direct_generate(url: &str, master_key: &str, clients: usize, total: usi
         async move {
             // The same request the plugin sends, so the comparison is like for like.
             let body = json!({
+                "key": format!("sk-{}{}", uuid::Uuid::new_v4().simple(), &uuid::Uuid::new_v4().simple().to_string()[..11]),
                 "key_alias": format!("bench-direct-{}-{i}", std::process::id()),
                 "duration": "605s",
                 "models": ["fake-gpt"],
