@@ -38,7 +38,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
-use serde::{Serialize, Serializer};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 /// Largest response body the client reads; LiteLLM's answers are a few KiB, so anything
@@ -523,7 +524,7 @@ impl Client {
             .request(Method::GET, OP_LIST)
             .query(&[("page", "1"), ("size", "1")]);
         let (status, body) = self.exchange(OP_LIST, req, Retry::Once).await?;
-        let obj = self.expect_success(OP_LIST, status, &body)?;
+        let obj: Map<String, Value> = self.expect_success(OP_LIST, status, &body)?;
         if !obj.get("keys").is_some_and(Value::is_array) {
             return Err(invalid(OP_LIST, "missing `keys` list"));
         }
@@ -562,11 +563,11 @@ impl Client {
         });
         let rb = self.request(Method::POST, OP_UPDATE).json(&body);
         let (status, body) = self.exchange(OP_UPDATE, rb, Retry::Once).await?;
-        let obj = self.expect_success(OP_UPDATE, status, &body)?;
-        match obj.get("expires") {
-            Some(Value::String(s)) => match parse_timestamp(s) {
+        let answer: UpdateAnswer = self.expect_success(OP_UPDATE, status, &body)?;
+        match answer.expires {
+            Some(Value::String(s)) => match parse_timestamp(&s) {
                 Some(at) => Ok(KeyExpiry {
-                    expires: Some(s.clone()),
+                    expires: Some(s),
                     expires_at: Some(at),
                 }),
                 None => Err(invalid(OP_UPDATE, "`expires` is not an ISO-8601 timestamp")),
@@ -605,8 +606,8 @@ impl Client {
         {
             return Ok(Deleted::NoneFound);
         }
-        let obj = self.expect_success(OP_DELETE, status, &body)?;
-        if !obj.get("deleted_keys").is_some_and(Value::is_array) {
+        let answer: DeleteAnswer = self.expect_success(OP_DELETE, status, &body)?;
+        if !answer.deleted_keys.as_ref().is_some_and(Value::is_array) {
             return Err(invalid(OP_DELETE, "missing `deleted_keys`"));
         }
         Ok(Deleted::Some)
@@ -622,7 +623,7 @@ impl Client {
         if status == StatusCode::NOT_FOUND && is_litellm_key_not_found(&body) {
             return Ok(None);
         }
-        let obj = self.expect_success(OP_INFO, status, &body)?;
+        let obj: Map<String, Value> = self.expect_success(OP_INFO, status, &body)?;
         match obj.get("info") {
             Some(Value::Object(info)) => Ok(Some(key_info(info, SystemTime::now()))),
             _ => Err(invalid(OP_INFO, "missing `info` object")),
@@ -656,7 +657,7 @@ impl Client {
             }
             let rb = self.request(Method::GET, OP_LIST).query(&query);
             let (status, body) = self.exchange(OP_LIST, rb, Retry::Once).await?;
-            let obj = self.expect_success(OP_LIST, status, &body)?;
+            let obj: Map<String, Value> = self.expect_success(OP_LIST, status, &body)?;
             let Some(Value::Array(keys)) = obj.get("keys") else {
                 return Err(invalid(OP_LIST, "missing `keys` list"));
             };
@@ -814,12 +815,14 @@ impl Client {
     }
 
     /// Parses a 2xx body as a JSON object, or turns a non-2xx answer into [`ApiError::Status`].
-    fn expect_success(
+    /// The body of a success answer as `T`: a JSON object map, or one of the `…Answer`
+    /// structs, which read only the fields the client uses.
+    fn expect_success<T: DeserializeOwned>(
         &self,
         op: &'static str,
         status: StatusCode,
         body: &[u8],
-    ) -> Result<Map<String, Value>, ApiError> {
+    ) -> Result<T, ApiError> {
         if !status.is_success() {
             return Err(ApiError::Status {
                 op,
@@ -827,10 +830,14 @@ impl Client {
                 message: self.error_message(status, body),
             });
         }
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(obj)) => Ok(obj),
+        // Every target takes any object, so a data error means the body is not one (serde
+        // would also fill a struct from an array: that is refused too). The message of a
+        // syntax error gives a position, never the input.
+        let object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        match serde_json::from_slice::<T>(body) {
+            Ok(answer) if object => Ok(answer),
             Ok(_) => Err(invalid(op, "body is not a JSON object")),
-            // serde_json's syntax errors give a position, never the input, so they are safe.
+            Err(e) if e.is_data() => Err(invalid(op, "body is not a JSON object")),
             Err(e) if e.is_eof() => Err(invalid(op, format!("body is truncated JSON ({e})"))),
             Err(e) => Err(invalid(op, format!("body is not JSON ({e})"))),
         }
@@ -871,7 +878,7 @@ impl Client {
         if status == StatusCode::NOT_FOUND && is_litellm_key_not_found(&body) {
             return Ok(None);
         }
-        let obj = self.expect_success(OP_INFO, status, &body)?;
+        let obj: Map<String, Value> = self.expect_success(OP_INFO, status, &body)?;
         own_key(&obj, &token_hash(&self.inner.master_key), SystemTime::now()).map(Some)
     }
 
@@ -921,15 +928,15 @@ impl Client {
         }
         let rb = self.request(Method::POST, OP_GENERATE).json(&body);
         let (status, body) = self.exchange(OP_GENERATE, rb, Retry::Never).await?;
-        let obj = self.expect_success(OP_GENERATE, status, &body)?;
-        let key = match obj.get("key") {
-            Some(Value::String(k)) if !k.is_empty() => k.clone(),
+        let answer: GenerateAnswer = self.expect_success(OP_GENERATE, status, &body)?;
+        let key = match answer.key {
+            Some(Value::String(k)) if !k.is_empty() => k,
             _ => return Err(invalid(OP_GENERATE, "missing `key`")),
         };
         // The hash is computed locally: it is what LiteLLM stores, and it must be right even
         // if a proxy version stops returning `token`.
         let token = token_hash(&key);
-        if let Some(Value::String(reported)) = obj.get("token")
+        if let Some(Value::String(reported)) = &answer.token
             && !reported.eq_ignore_ascii_case(&token)
         {
             return Err(invalid(OP_GENERATE, "`token` is not the SHA-256 of `key`"));
@@ -937,8 +944,8 @@ impl Client {
         Ok(GeneratedKey {
             key,
             token,
-            key_alias: opt_string(&obj, "key_alias"),
-            expires: opt_string(&obj, "expires"),
+            key_alias: into_string(answer.key_alias),
+            expires: into_string(answer.expires),
         })
     }
 
@@ -948,7 +955,7 @@ impl Client {
         let body = serde_json::json!({ "key": token_hash, "key_alias": alias });
         let rb = self.request(Method::POST, OP_UPDATE).json(&body);
         let (status, body) = self.exchange(OP_UPDATE, rb, Retry::Once).await?;
-        self.expect_success(OP_UPDATE, status, &body)?;
+        self.expect_success::<serde::de::IgnoredAny>(OP_UPDATE, status, &body)?;
         Ok(())
     }
 }
@@ -1219,6 +1226,47 @@ fn own_key(
     })
 }
 
+/// The fields of a `/key/generate` answer the client reads. LiteLLM answers with the whole
+/// key row (about 80 fields); serde skips the others without building them.
+#[derive(Deserialize)]
+struct GenerateAnswer {
+    #[serde(default, deserialize_with = "present")]
+    key: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    token: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    key_alias: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    expires: Option<Value>,
+}
+
+/// The field of a `/key/update` answer the client reads.
+#[derive(Deserialize)]
+struct UpdateAnswer {
+    #[serde(default, deserialize_with = "present")]
+    expires: Option<Value>,
+}
+
+/// The field of a `/key/delete` answer the client reads.
+#[derive(Deserialize)]
+struct DeleteAnswer {
+    #[serde(default, deserialize_with = "present")]
+    deleted_keys: Option<Value>,
+}
+
+/// `Some` whenever the field is present, `null` included (a plain `Option` would turn `null`
+/// into `None`); absent fields get `None` from `#[serde(default)]`.
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
+fn into_string(value: Option<Value>) -> Option<String> {
+    match value {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
 fn opt_string(obj: &Map<String, Value>, field: &str) -> Option<String> {
     obj.get(field).and_then(Value::as_str).map(str::to_owned)
 }
@@ -1374,6 +1422,50 @@ mod tests {
             serde_json::to_value(&req).ok(),
             Some(serde_json::json!({"key_alias":"a","duration":"90s","models":[],"metadata":{}}))
         );
+    }
+
+    #[test]
+    fn answers_keep_null_apart_from_absent_and_skip_other_fields() {
+        let answer: UpdateAnswer =
+            serde_json::from_str(r#"{"expires":null,"router_settings":{"a":[1,2]}}"#).unwrap();
+        assert_eq!(answer.expires, Some(Value::Null));
+        let answer: UpdateAnswer = serde_json::from_str(r#"{"spend":0.0}"#).unwrap();
+        assert_eq!(answer.expires, None);
+        let answer: GenerateAnswer =
+            serde_json::from_str(r#"{"key":"sk-x","models":[],"expires":"2026-11-22T10:00:00Z"}"#)
+                .unwrap();
+        assert_eq!(into_string(answer.key).as_deref(), Some("sk-x"));
+        assert_eq!(into_string(answer.key_alias), None);
+        assert!(into_string(answer.expires).is_some());
+    }
+
+    #[test]
+    fn success_bodies_must_be_json_objects() {
+        let client = Client::new(&ClientConfig::new("http://127.0.0.1:1", "sk-master")).unwrap();
+        let answer = |body: &str| {
+            client
+                .expect_success::<DeleteAnswer>(OP_DELETE, StatusCode::OK, body.as_bytes())
+                .map(|a| a.deleted_keys)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            answer(r#" {"deleted_keys":[]}"#),
+            Ok(Some(serde_json::json!([])))
+        );
+        // serde alone would fill the struct from an array.
+        for not_an_object in ["[[]]", "[]", "1", "\"x\"", "null"] {
+            let err = answer(not_an_object).unwrap_err();
+            assert!(
+                err.ends_with("body is not a JSON object"),
+                "{not_an_object}: {err}"
+            );
+        }
+        assert!(
+            answer("{\"deleted_keys\":")
+                .unwrap_err()
+                .contains("truncated")
+        );
+        assert!(answer("<html>").unwrap_err().contains("not JSON"));
     }
 
     #[test]
