@@ -11,10 +11,12 @@
 //! 3. `GET litellm/creds/<role>` (the full path) and the lease revoke;
 //! 4. `GET litellm/roles/<role>`: a plugin request that needs neither a host call (the role is
 //!    cached) nor LiteLLM, which splits the overhead into what any plugin request costs and
-//!    what issuing adds;
+//!    what issuing adds; and `LIST litellm/roles`, one host storage call more, which prices a
+//!    call from the plugin through the host;
 //!
-//! taking turns in rounds, so that drift weighs on all alike. It reports plugin overhead = (3) − (1) − (2) at p50, creds/s, CPU seconds of the plugin and
-//! of `bao` per 1,000 issues, plugin RSS (idle, under load, after the issue/revoke cycles),
+//! taking turns in rounds, so that drift weighs on all alike. It reports plugin overhead =
+//! (3) − (1) − (2) at p50, creds/s, CPU seconds of the plugin and of `bao` per 1,000 issues
+//! and per 1,000 revokes, plugin RSS (idle, under load, after the issue/revoke cycles),
 //! launch → handshake time and `secrets enable` → first creds. Ratios are taken within one run,
 //! because absolute times drift on shared machines. Output: a table on stdout and a JSON file
 //! in `bench-results/`.
@@ -161,12 +163,14 @@ const ROUNDS: usize = 5;
 struct Comparison {
     kv: Stats,
     role_read: Stats,
+    /// `LIST roles`: one host storage call more than the cached role read.
+    role_list: Stats,
     direct: Stats,
     creds: Stats,
     revoke: Stats,
-    /// CPU seconds of the plugin and of `bao` while issuing and revoking.
-    plugin_cpu: f64,
-    bao_cpu: f64,
+    /// CPU of the plugin and of `bao` while issuing, and while revoking.
+    issue_cpu: Cpu,
+    revoke_cpu: Cpu,
 }
 
 impl Comparison {
@@ -175,36 +179,42 @@ impl Comparison {
         api: &Api,
         mount: &str,
         upstream: (&str, &str),
-        (plugin_pid, bao_pid): (u32, u32),
+        pids: (u32, u32),
         clients: usize,
         total: usize,
     ) -> Comparison {
         let per_round = total.div_ceil(ROUNDS);
-        let (mut kv, mut role_read, mut direct, mut creds, mut revoke) = Default::default();
-        let (mut plugin_cpu, mut bao_cpu) = (0.0, 0.0);
+        let (mut kv, mut role_read, mut role_list, mut direct, mut creds, mut revoke) =
+            Default::default();
+        let (mut issue_cpu, mut revoke_cpu) = (Cpu::default(), Cpu::default());
         for _ in 0..ROUNDS {
             Samples::add(&mut kv, reads(api, "kv/data/x", clients, per_round).await);
             let role = format!("{mount}/roles/bench");
             Samples::add(&mut role_read, reads(api, &role, clients, per_round).await);
+            let roles = format!("{mount}/roles?list=true");
+            Samples::add(&mut role_list, reads(api, &roles, clients, per_round).await);
             Samples::add(
                 &mut direct,
                 direct_generate(upstream.0, upstream.1, clients, per_round).await,
             );
-            let (plugin_before, bao_before) = (cpu_seconds(plugin_pid), cpu_seconds(bao_pid));
-            let (c, r) = creds_and_revoke(api, mount, clients, per_round).await;
-            plugin_cpu += cpu_seconds(plugin_pid) - plugin_before;
-            bao_cpu += cpu_seconds(bao_pid) - bao_before;
-            Samples::add(&mut creds, c);
-            Samples::add(&mut revoke, r);
+            let before = Cpu::of(pids);
+            let (issued, leases) = issue_creds(api, mount, clients, per_round).await;
+            issue_cpu.add_since(before, pids);
+            let before = Cpu::of(pids);
+            let revoked = revoke_leases(api, leases, clients).await;
+            revoke_cpu.add_since(before, pids);
+            Samples::add(&mut creds, issued);
+            Samples::add(&mut revoke, revoked);
         }
         Comparison {
             kv: kv.stats(),
             role_read: role_read.stats(),
+            role_list: role_list.stats(),
             direct: direct.stats(),
             creds: creds.stats(),
             revoke: revoke.stats(),
-            plugin_cpu,
-            bao_cpu,
+            issue_cpu,
+            revoke_cpu,
         }
     }
 
@@ -217,6 +227,11 @@ impl Comparison {
     /// `resolve-path` and `HandleRequest` calls into the plugin process.
     fn floor_ms(&self) -> f64 {
         self.role_read.p50_ms - self.kv.p50_ms
+    }
+
+    /// One storage call from the plugin through the host, at p50.
+    fn host_call_ms(&self) -> f64 {
+        self.role_list.p50_ms - self.role_read.p50_ms
     }
 }
 
@@ -373,12 +388,13 @@ async fn direct_generate(url: &str, master_key: &str, clients: usize, total: usi
 }
 
 /// Issues (and, separately, revokes) `total` credentials of `mount`/`role`.
-async fn creds_and_revoke(
+/// Issues `total` credentials of `mount`/`role`; returns the latencies and the lease ids.
+async fn issue_creds(
     api: &Api,
     mount: &str,
     clients: usize,
     total: usize,
-) -> (Samples, Samples) {
+) -> (Samples, Vec<String>) {
     let leases = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (a, path, l) = (api.clone(), format!("{mount}/creds/bench"), leases.clone());
     let issue = measure(clients, total, move |_| {
@@ -399,9 +415,15 @@ async fn creds_and_revoke(
         }
     })
     .await;
-    let leases = Arc::new(std::mem::take(&mut *leases.lock().expect("leases")));
+    let leases = std::mem::take(&mut *leases.lock().expect("leases"));
+    (issue, leases)
+}
+
+/// Revokes `leases` (sync, so the key is deleted before the call returns).
+async fn revoke_leases(api: &Api, leases: Vec<String>, clients: usize) -> Samples {
+    let leases = Arc::new(leases);
     let (a, l) = (api.clone(), leases.clone());
-    let revoke = measure(clients, leases.len(), move |i| {
+    measure(clients, leases.len(), move |i| {
         let (a, l) = (a.clone(), l.clone());
         async move {
             a.post("sys/leases/revoke", json!({"lease_id": l[i], "sync": true}))
@@ -409,8 +431,57 @@ async fn creds_and_revoke(
                 .is_ok()
         }
     })
-    .await;
-    (issue, revoke)
+    .await
+}
+
+/// Issues, then revokes, `total` credentials.
+async fn creds_and_revoke(
+    api: &Api,
+    mount: &str,
+    clients: usize,
+    total: usize,
+) -> (Samples, Samples) {
+    let (issue, leases) = issue_creds(api, mount, clients, total).await;
+    (issue, revoke_leases(api, leases, clients).await)
+}
+
+/// CPU seconds used by the plugin and by `bao`.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    plugin: f64,
+    bao: f64,
+}
+
+impl Cpu {
+    fn of((plugin_pid, bao_pid): (u32, u32)) -> Cpu {
+        Cpu {
+            plugin: cpu_seconds(plugin_pid),
+            bao: cpu_seconds(bao_pid),
+        }
+    }
+
+    /// Adds what the processes used since `before`.
+    fn add_since(&mut self, before: Cpu, pids: (u32, u32)) {
+        let now = Cpu::of(pids);
+        self.plugin += now.plugin - before.plugin;
+        self.bao += now.bao - before.bao;
+    }
+
+    /// "plugin X s, bao Y s (ratio R)" per 1,000 of `count` operations.
+    fn per_1000(&self, count: usize) -> String {
+        let scale = 1000.0 / count as f64;
+        format!(
+            "plugin {:.2} s, bao {:.2} s (ratio {:.2})",
+            self.plugin * scale,
+            self.bao * scale,
+            self.plugin / self.bao
+        )
+    }
+
+    fn json(&self, count: usize) -> Value {
+        let scale = 1000.0 / count as f64;
+        json!({"plugin_s_per_1000": round(self.plugin * scale), "bao_s_per_1000": round(self.bao * scale), "ratio": round(self.plugin / self.bao)})
+    }
 }
 
 async fn reads(api: &Api, path: &str, clients: usize, total: usize) -> Samples {
@@ -525,13 +596,12 @@ async fn main() {
             plan.requests,
         )
         .await;
-        let (plugin_cpu, bao_cpu) = (run.plugin_cpu, run.bao_cpu);
         rss_load = rss_load.max(rss_mib(plugin_pid));
         let overhead = run.overhead_ms();
-        let per_1000 = 1000.0 / plan.requests as f64;
         for (name, s) in [
             ("kv read", &run.kv),
             ("role read (plugin, no host call)", &run.role_read),
+            ("role list (plugin, one host call)", &run.role_list),
             ("direct generate", &run.direct),
             ("creds", &run.creds),
             ("revoke", &run.revoke),
@@ -547,26 +617,27 @@ async fn main() {
         table.push((
             format!("plugin overhead p50 @{clients}"),
             format!(
-                "{overhead:.2} ms (any plugin request: {:.2} ms, issuing: {:.2} ms)",
+                "{overhead:.2} ms (any plugin request: {:.2} ms, issuing: {:.2} ms; one host call: {:.2} ms)",
                 run.floor_ms(),
-                overhead - run.floor_ms()
+                overhead - run.floor_ms(),
+                run.host_call_ms()
             ),
         ));
         table.push((
-            format!("CPU per 1,000 issues+revokes @{clients}"),
-            format!(
-                "plugin {:.2} s, bao {:.2} s (ratio {:.2})",
-                plugin_cpu * per_1000,
-                bao_cpu * per_1000,
-                plugin_cpu / bao_cpu
-            ),
+            format!("CPU per 1,000 issues @{clients}"),
+            run.issue_cpu.per_1000(plan.requests),
+        ));
+        table.push((
+            format!("CPU per 1,000 revokes @{clients}"),
+            run.revoke_cpu.per_1000(plan.requests),
         ));
         results.insert(
             format!("c{clients}"),
             json!({
                 "kv_read": run.kv.json(), "role_read": run.role_read.json(), "direct_generate": run.direct.json(), "creds": run.creds.json(), "revoke": run.revoke.json(),
-                "plugin_overhead_p50_ms": round(overhead), "plugin_request_floor_p50_ms": round(run.floor_ms()),
-                "plugin_cpu_s_per_1000": round(plugin_cpu * per_1000), "bao_cpu_s_per_1000": round(bao_cpu * per_1000),
+                "role_list": run.role_list.json(),
+                "plugin_overhead_p50_ms": round(overhead), "plugin_request_floor_p50_ms": round(run.floor_ms()), "host_call_p50_ms": round(run.host_call_ms()),
+                "cpu_per_1000_issues": run.issue_cpu.json(plan.requests), "cpu_per_1000_revokes": run.revoke_cpu.json(plan.requests),
             }),
         );
     }
