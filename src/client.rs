@@ -253,7 +253,9 @@ pub struct GenerateKeyRequest {
 
 /// A secret key chosen by the plugin rather than by LiteLLM: `sk-` and 256 random bits in
 /// base64url (LiteLLM's own keys carry 128). Its hash is known before the key exists, so the
-/// key can be recorded before it is created. Neither `Debug` nor an error prints it.
+/// key can be recorded before it is created. It must be fresh: asked for an existing secret,
+/// LiteLLM answers 200 with the request echoed but leaves the existing row as it was. Neither
+/// `Debug` nor an error prints it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ChosenKey(String);
 

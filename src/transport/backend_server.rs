@@ -2,9 +2,11 @@
 //! translation between wire messages and the framework's types.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use futures_util::FutureExt;
 use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
 
@@ -78,12 +80,16 @@ fn multiplex_id<T>(request: &Request<T>) -> String {
         .to_string()
 }
 
-/// Runs a handler future in its own task, so a panic in it fails only this request.
-async fn isolate<T: Send + 'static>(
-    fut: impl Future<Output = T> + Send + 'static,
-) -> Result<T, String> {
-    tokio::spawn(fut).await.map_err(|e| {
-        tracing::error!(error = %e, "request handler panicked");
+/// Runs a handler future so that a panic in it fails only this request, with an error reply
+/// instead of a reset stream. Caught in place: the request already has a task of its own.
+async fn isolate<T>(fut: impl Future<Output = T>) -> Result<T, String> {
+    AssertUnwindSafe(fut).catch_unwind().await.map_err(|panic| {
+        let reason = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(reason = %reason, "request handler panicked");
         "internal error: the plugin failed while handling this request".to_string()
     })
 }
@@ -355,6 +361,23 @@ fn error_reply(e: &framework::Error) -> pb::HandleRequestReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_fails_only_its_request() {
+        assert_eq!(isolate(async { 7 }).await, Ok(7));
+        let fail = std::hint::black_box(true);
+        let failed = isolate(async move {
+            tokio::task::yield_now().await;
+            if fail {
+                panic!("boom");
+            }
+            9
+        })
+        .await;
+        assert!(failed.is_err_and(|m| m.starts_with("internal error")));
+        // The runtime, and the next request, carry on.
+        assert_eq!(isolate(async { 8 }).await, Ok(8));
+    }
 
     #[test]
     fn host_json_is_read_leniently_but_only_as_objects() {

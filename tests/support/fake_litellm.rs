@@ -394,9 +394,7 @@ struct Db {
 }
 
 impl Db {
-    /// Adds a row, replacing one with the same token (the real proxy upserts).
     fn insert(&mut self, record: KeyRecord) {
-        self.remove(&record.token);
         if let Some(alias) = &record.key_alias {
             self.by_alias
                 .entry(alias.clone())
@@ -1335,7 +1333,6 @@ fn generate(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply
         {
             return duplicate_alias(alias);
         }
-        // The real proxy upserts: the same secret again replaces the row (see db.insert).
         db.seq += 1;
         let record = KeyRecord {
             token: token.clone(),
@@ -1359,7 +1356,11 @@ fn generate(shared: &Shared, obj: &Map<String, Value>, now: SystemTime) -> Reply
             deleted_at: None,
             seq: db.seq,
         };
-        db.insert(record.clone());
+        // The real proxy upserts with an empty update: the same secret again leaves the
+        // existing row as it was, yet answers 200 with the request echoed.
+        if !db.live.contains_key(&token) {
+            db.insert(record.clone());
+        }
         record
     };
 
