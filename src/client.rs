@@ -816,9 +816,9 @@ impl Client {
         }
     }
 
-    /// Parses a 2xx body as a JSON object, or turns a non-2xx answer into [`ApiError::Status`].
-    /// The body of a success answer as `T`: a JSON object map, or one of the `…Answer`
-    /// structs, which read only the fields the client uses.
+    /// Parses a 2xx body, which must be a JSON object, as `T` (a map, or one of the `…Answer`
+    /// structs, which read only the fields the client uses); turns a non-2xx answer into
+    /// [`ApiError::Status`].
     fn expect_success<T: DeserializeOwned>(
         &self,
         op: &'static str,

@@ -90,12 +90,12 @@ async fn issue(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> 
         indexed: pre_indexed.clone().filter(|_| indexed.is_ok()),
     };
     let prepared = (|| {
-        wal_id?;
+        let wal_id = wal_id?;
         indexed?;
-        lease_ttl(&req, &role, limits?, issued_at)
+        Ok((wal_id, lease_ttl(&req, &role, limits?, issued_at)?))
     })();
-    let (ttl, warnings) = match prepared {
-        Ok(ttl) => ttl,
+    let (wal_id, (ttl, warnings)) = match prepared {
+        Ok(prepared) => prepared,
         Err(e) => {
             written.undo(&req).await;
             return Err(e);
@@ -164,9 +164,7 @@ async fn issue(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> 
 
     // The lease now accounts for the key. Should this delete fail, the request fails, no lease
     // is created, and rollback deletes the key.
-    if let Some(wal_id) = &written.wal_id {
-        wal::delete(&req.storage, wal_id).await?;
-    }
+    wal::delete(&req.storage, &wal_id).await?;
     tracing::debug!(role = %role_name, key_alias = %alias, ttl_secs = ttl.as_secs(), "issued key");
     Ok(Some(response))
 }
