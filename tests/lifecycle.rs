@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use support::bao::{DevServer, DevServerOptions};
-use support::{RealLiteLlm, configure, eventually, mount};
+use support::{ExtraLiteLlm, RealLiteLlm, configure, eventually, mount};
 use vault_plugin_secrets_litellm::client::{Client, ClientConfig, KeyInfo, KeyStatus, token_hash};
 
 /// A dev server with the plugin at `litellm/`, configured for the real proxy.
@@ -414,4 +414,48 @@ async fn creds_update_asks_for_a_shorter_lease() {
             &format!("litellm/creds/{role}"),
         ])
         .ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_refusing_chosen_keys_still_issues_working_indexed_keys() {
+    // LiteLLM's `disable_custom_api_keys` refuses the secret the plugin chooses (403).
+    let extra = ExtraLiteLlm::start("disable_custom_api_keys: true");
+    let litellm = &extra.proxy;
+    let server = server_with(litellm, DevServerOptions::default());
+    let role = role_name("refusing");
+    server
+        .bao(&[
+            "write",
+            &format!("litellm/roles/{role}"),
+            "models=fake-gpt",
+            "ttl=5m",
+        ])
+        .ok();
+
+    let creds: Vec<Value> = (0..2).map(|_| issue(&server, &role)).collect();
+    for cred in &creds {
+        let key = cred["data"]["key"].as_str().unwrap();
+        // LiteLLM's own secret (`sk-` + 22 characters), not the plugin's (`sk-` + 43).
+        assert_eq!(key.len(), 25, "the proxy made the key");
+        assert_eq!(
+            models_seen_by(litellm, key).await,
+            (200, vec!["fake-gpt".to_string()])
+        );
+    }
+    // Both keys are in the index: tidy takes neither for an orphan.
+    let dry = server
+        .bao(&["write", "-format=json", "litellm/tidy", "dry_run=true"])
+        .ok()
+        .json();
+    assert_eq!(dry["data"]["deleted"], serde_json::json!([]), "{dry}");
+
+    for cred in &creds {
+        let lease = cred["lease_id"].as_str().unwrap();
+        server.bao(&["lease", "revoke", "-sync", lease]).ok();
+        let key = cred["data"]["key"].as_str().unwrap();
+        assert!(
+            eventually_rejected(litellm, key).await,
+            "revoked key still works"
+        );
+    }
 }

@@ -87,6 +87,61 @@ impl RealLiteLlm {
     }
 }
 
+/// One more real LiteLLM proxy on the main proxy's database and master key, with extra
+/// `general_settings` (`scripts/run-litellm.sh proxy-start`, about 30 s); stopped on drop.
+pub struct ExtraLiteLlm {
+    pub proxy: RealLiteLlm,
+    port: u16,
+    run_dir: PathBuf,
+}
+
+impl ExtraLiteLlm {
+    /// Starts a proxy whose `general_settings` also hold `settings` (YAML lines).
+    #[track_caller]
+    pub fn start(settings: &str) -> ExtraLiteLlm {
+        let main = RealLiteLlm::from_env();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let run_dir = std::env::temp_dir().join(format!("litellm-extra-{port}"));
+        let extra = ExtraLiteLlm {
+            proxy: RealLiteLlm {
+                url: format!("http://127.0.0.1:{port}"),
+                master_key: main.master_key,
+            },
+            port,
+            run_dir,
+        };
+        let out = extra
+            .script("proxy-start")
+            .env("LITELLM_EXTRA_SETTINGS", settings)
+            .output()
+            .expect("run scripts/run-litellm.sh");
+        assert!(
+            out.status.success(),
+            "proxy-start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        extra
+    }
+
+    fn script(&self, command: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new(bao::repo_root().join("scripts/run-litellm.sh"));
+        cmd.arg(command)
+            .env("LITELLM_PORT", self.port.to_string())
+            .env("LITELLM_RUN_DIR", &self.run_dir);
+        cmd
+    }
+}
+
+impl Drop for ExtraLiteLlm {
+    fn drop(&mut self) {
+        let _ = self.script("proxy-stop").output();
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+    }
+}
+
 /// Polls `check` until it returns true or `timeout` passes.
 pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + timeout;
