@@ -120,7 +120,8 @@ impl ExtraLiteLlm {
             .expect("run scripts/run-litellm.sh");
         assert!(
             out.status.success(),
-            "proxy-start failed: {}",
+            "starting a second local proxy (scripts/run-litellm.sh proxy-start, which needs the \
+             local stack of `scripts/run-litellm.sh start`) failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         extra
