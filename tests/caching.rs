@@ -85,8 +85,7 @@ async fn invalidate_key_drops_what_another_node_changed() {
 
 /// `models` as `roles/dev` reads: from the same cache as issuing.
 async fn read_role_models(engine: &Engine) -> serde_json::Value {
-    let read = engine.call("read", "roles/dev", json!({})).await.unwrap();
-    read.and_then(|r| r.data).expect("role data")["models"].clone()
+    engine.data("read", "roles/dev", json!({})).await["models"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

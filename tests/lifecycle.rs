@@ -8,7 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use support::bao::{DevServer, DevServerOptions};
-use support::{ExtraLiteLlm, RealLiteLlm, configure, eventually, mount};
+use support::{
+    ExtraLiteLlm, RealLiteLlm, configure, eventually, mount, revoke_lease, revoke_role_leases,
+    write_role,
+};
 use vault_plugin_secrets_litellm::client::{Client, ClientConfig, KeyInfo, KeyStatus, token_hash};
 
 /// A dev server with the plugin at `litellm/`, configured for the real proxy.
@@ -94,18 +97,18 @@ async fn issued_key_is_scoped_stamped_and_expires_with_its_lease() {
     let litellm = RealLiteLlm::from_env();
     let server = server_with(&litellm, DevServerOptions::default());
     let role = role_name("scoped");
-    server
-        .bao(&[
-            "write",
-            &format!("litellm/roles/{role}"),
+    write_role(
+        &server,
+        &role,
+        &[
             "models=fake-gpt",
             "max_budget=1.5",
             "rpm_limit=7",
             "ttl=2m",
             "max_ttl=10m",
             "metadata=team=research",
-        ])
-        .ok();
+        ],
+    );
     let before = SystemTime::now();
     let creds = issue(&server, &role);
     let data = &creds["data"];
@@ -170,14 +173,7 @@ async fn issued_key_is_scoped_stamped_and_expires_with_its_lease() {
         "llm_api key reached /key/list: {status}"
     );
 
-    server
-        .bao(&[
-            "lease",
-            "revoke",
-            "-sync",
-            creds["lease_id"].as_str().unwrap(),
-        ])
-        .ok();
+    revoke_lease(&server, creds["lease_id"].as_str().unwrap());
     assert!(
         eventually_rejected(&litellm, key).await,
         "revoked key still works"
@@ -195,14 +191,7 @@ async fn renew_moves_the_expiry_and_never_passes_max_ttl() {
     let litellm = RealLiteLlm::from_env();
     let server = server_with(&litellm, DevServerOptions::default());
     let role = role_name("renew");
-    server
-        .bao(&[
-            "write",
-            &format!("litellm/roles/{role}"),
-            "ttl=1m",
-            "max_ttl=10m",
-        ])
-        .ok();
+    write_role(&server, &role, &["ttl=1m", "max_ttl=10m"]);
     let issued = SystemTime::now();
     let creds = issue(&server, &role);
     let lease = creds["lease_id"].as_str().unwrap();
@@ -244,7 +233,7 @@ async fn renew_moves_the_expiry_and_never_passes_max_ttl() {
         "key never outlives max_ttl: {expires}s after issue"
     );
 
-    server.bao(&["lease", "revoke", "-sync", lease]).ok();
+    revoke_lease(&server, lease);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,24 +241,14 @@ async fn revoke_prefix_removes_all_and_deleted_keys_revoke_cleanly() {
     let litellm = RealLiteLlm::from_env();
     let server = server_with(&litellm, DevServerOptions::default());
     let role = role_name("prefix");
-    server
-        .bao(&["write", &format!("litellm/roles/{role}"), "ttl=5m"])
-        .ok();
+    write_role(&server, &role, &["ttl=5m"]);
     let creds: Vec<Value> = (0..3).map(|_| issue(&server, &role)).collect();
 
     // An operator deletes one key behind Vault's back; its lease must still revoke.
     let gone = creds[0]["data"]["token_id"].as_str().unwrap().to_string();
     admin(&litellm).delete_keys(&[gone]).await.unwrap();
 
-    server
-        .bao(&[
-            "lease",
-            "revoke",
-            "-sync",
-            "-prefix",
-            &format!("litellm/creds/{role}"),
-        ])
-        .ok();
+    revoke_role_leases(&server, &role);
     for c in &creds {
         let key = c["data"]["key"].as_str().unwrap();
         assert!(eventually_rejected(&litellm, key).await);
@@ -283,9 +262,7 @@ async fn deleting_the_role_leaves_leases_revocable_but_not_renewable() {
     let litellm = RealLiteLlm::from_env();
     let server = server_with(&litellm, DevServerOptions::default());
     let role = role_name("orphan");
-    server
-        .bao(&["write", &format!("litellm/roles/{role}"), "ttl=5m"])
-        .ok();
+    write_role(&server, &role, &["ttl=5m"]);
     let creds = issue(&server, &role);
     let lease = creds["lease_id"].as_str().unwrap();
     server
@@ -299,7 +276,7 @@ async fn deleting_the_role_leaves_leases_revocable_but_not_renewable() {
         "a missing role is not a server error: {renew}"
     );
 
-    server.bao(&["lease", "revoke", "-sync", lease]).ok();
+    revoke_lease(&server, lease);
     assert!(eventually_rejected(&litellm, creds["data"]["key"].as_str().unwrap()).await);
 }
 
@@ -311,9 +288,7 @@ async fn mount_tuning_clamps_the_lease_and_the_key_expiry() {
         .bao(&["secrets", "tune", "-max-lease-ttl=60s", "litellm"])
         .ok();
     let role = role_name("tuned");
-    server
-        .bao(&["write", &format!("litellm/roles/{role}"), "ttl=1h"])
-        .ok();
+    write_role(&server, &role, &["ttl=1h"]);
     let before = SystemTime::now();
     let creds = issue(&server, &role);
     assert_eq!(creds["lease_duration"], 60);
@@ -324,14 +299,7 @@ async fn mount_tuning_clamps_the_lease_and_the_key_expiry() {
         (60.0..=67.0).contains(&expires),
         "key expiry follows the tuned max: {expires}s"
     );
-    server
-        .bao(&[
-            "lease",
-            "revoke",
-            "-sync",
-            creds["lease_id"].as_str().unwrap(),
-        ])
-        .ok();
+    revoke_lease(&server, creds["lease_id"].as_str().unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,14 +307,7 @@ async fn disabling_the_mount_deletes_every_key() {
     let litellm = RealLiteLlm::from_env();
     let server = server_with(&litellm, DevServerOptions::default());
     let role = role_name("unmount");
-    server
-        .bao(&[
-            "write",
-            &format!("litellm/roles/{role}"),
-            "ttl=10m",
-            "models=fake-claude",
-        ])
-        .ok();
+    write_role(&server, &role, &["ttl=10m", "models=fake-claude"]);
     let tokens: Vec<String> = (0..2)
         .map(|_| {
             issue(&server, &role)["data"]["token_id"]
@@ -369,14 +330,7 @@ async fn creds_update_asks_for_a_shorter_lease() {
     let litellm = RealLiteLlm::from_env();
     let server = server_with(&litellm, DevServerOptions::default());
     let role = role_name("short");
-    server
-        .bao(&[
-            "write",
-            &format!("litellm/roles/{role}"),
-            "ttl=10m",
-            "max_ttl=1h",
-        ])
-        .ok();
+    write_role(&server, &role, &["ttl=10m", "max_ttl=1h"]);
     let short = server
         .bao(&[
             "write",
@@ -405,15 +359,7 @@ async fn creds_update_asks_for_a_shorter_lease() {
             .to_string()
             .contains("exceeds the role's ttl")
     );
-    server
-        .bao(&[
-            "lease",
-            "revoke",
-            "-sync",
-            "-prefix",
-            &format!("litellm/creds/{role}"),
-        ])
-        .ok();
+    revoke_role_leases(&server, &role);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -423,14 +369,7 @@ async fn a_proxy_refusing_chosen_keys_still_issues_working_indexed_keys() {
     let litellm = &extra.proxy;
     let server = server_with(litellm, DevServerOptions::default());
     let role = role_name("refusing");
-    server
-        .bao(&[
-            "write",
-            &format!("litellm/roles/{role}"),
-            "models=fake-gpt",
-            "ttl=5m",
-        ])
-        .ok();
+    write_role(&server, &role, &["models=fake-gpt", "ttl=5m"]);
 
     let creds: Vec<Value> = (0..2).map(|_| issue(&server, &role)).collect();
     for cred in &creds {
@@ -451,7 +390,7 @@ async fn a_proxy_refusing_chosen_keys_still_issues_working_indexed_keys() {
 
     for cred in &creds {
         let lease = cred["lease_id"].as_str().unwrap();
-        server.bao(&["lease", "revoke", "-sync", lease]).ok();
+        revoke_lease(&server, lease);
         let key = cred["data"]["key"].as_str().unwrap();
         assert!(
             eventually_rejected(litellm, key).await,

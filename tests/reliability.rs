@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 use support::bao::{DevServer, DevServerOptions};
 use support::fake_litellm::{FakeLiteLlm, Fault, Op};
-use support::{RealLiteLlm, configure, eventually, mount};
+use support::{RealLiteLlm, configure, eventually, mount, revoke_lease, write_role};
 use vault_plugin_secrets_litellm::client::{Client, ClientConfig, KeyStatus};
 
 const MASTER_KEY: &str = "sk-reliability-master-key-0123456789";
@@ -200,9 +200,7 @@ async fn leases_outlive_an_openbao_restart_with_raft_storage() {
     assert!((1795.0..=1806.0).contains(&left), "key expires in {left}s");
 
     // Revoke after the restart.
-    server
-        .bao(&["lease", "revoke", "-sync", &lease_id(&revoked)])
-        .ok();
+    revoke_lease(&server, &lease_id(&revoked));
     assert!(litellm.get(&token_id(&revoked)).is_none());
     assert!(!lease_exists(&server, &lease_id(&revoked)));
 
@@ -224,12 +222,8 @@ async fn leases_outlive_an_openbao_restart_with_raft_storage() {
 
     // And new keys are issued as before.
     let fresh = issue(&server, "long");
-    server
-        .bao(&["lease", "revoke", "-sync", &lease_id(&fresh)])
-        .ok();
-    server
-        .bao(&["lease", "revoke", "-sync", &lease_id(&renewed)])
-        .ok();
+    revoke_lease(&server, &lease_id(&fresh));
+    revoke_lease(&server, &lease_id(&renewed));
     assert_eq!(litellm.key_count(), 0);
     let secrets: Vec<String> = [&renewed, &revoked, &expiring, &fresh]
         .iter()
@@ -265,9 +259,7 @@ async fn renew_and_revoke_work_after_litellm_restarts() {
         .json();
     assert_eq!(renew["lease_duration"], 1200);
     for creds in [&a, &b] {
-        server
-            .bao(&["lease", "revoke", "-sync", &lease_id(creds)])
-            .ok();
+        revoke_lease(&server, &lease_id(creds));
         assert!(litellm.get(&token_id(creds)).is_none());
         assert!(!lease_exists(&server, &lease_id(creds)));
     }
@@ -283,14 +275,7 @@ async fn keys_deleted_or_blocked_by_an_operator_still_revoke_on_the_real_proxy()
         "operator-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..6]
     );
-    server
-        .bao(&[
-            "write",
-            &format!("litellm/roles/{role}"),
-            "models=fake-gpt",
-            "ttl=5m",
-        ])
-        .ok();
+    write_role(&server, &role, &["models=fake-gpt", "ttl=5m"]);
     let deleted = issue(&server, &role);
     let blocked = issue(&server, &role);
     let admin = Client::new(&ClientConfig {
@@ -335,9 +320,7 @@ async fn keys_deleted_or_blocked_by_an_operator_still_revoke_on_the_real_proxy()
     );
 
     for creds in [&deleted, &blocked] {
-        server
-            .bao(&["lease", "revoke", "-sync", &lease_id(creds)])
-            .ok();
+        revoke_lease(&server, &lease_id(creds));
         assert!(!lease_exists(&server, &lease_id(creds)));
     }
     let info = admin.info(&token_id(&blocked)).await.unwrap();

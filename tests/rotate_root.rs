@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 use support::bao::{DevServer, DevServerOptions};
 use support::fake_litellm::{FakeLiteLlm, Fault, Op};
-use support::{RealLiteLlm, configure, mount};
+use support::{RealLiteLlm, configure, mount, revoke_lease, write_role};
 use vault_plugin_secrets_litellm::client::{
     Client, ClientConfig, GenerateKeyRequest, KeyStatus, token_hash,
 };
@@ -302,15 +302,15 @@ async fn an_admin_virtual_key_is_rotated_and_only_vault_knows_the_new_one() {
 
     // The plugin issues credentials with the new key.
     let role = "rr-role";
-    server
-        .bao(&[
-            "write",
-            &format!("litellm/roles/{role}"),
+    write_role(
+        &server,
+        role,
+        &[
             &format!("key_alias_prefix={}", admin.cleanup_prefix),
             "models=fake-gpt",
             "ttl=5m",
-        ])
-        .ok();
+        ],
+    );
     let creds = server
         .bao(&["read", "-format=json", &format!("litellm/creds/{role}")])
         .ok()
@@ -321,14 +321,7 @@ async fn an_admin_virtual_key_is_rotated_and_only_vault_knows_the_new_one() {
         admin.user_id.as_str(),
         "issued by the admin user's (new) key"
     );
-    server
-        .bao(&[
-            "lease",
-            "revoke",
-            "-sync",
-            creds["lease_id"].as_str().unwrap(),
-        ])
-        .ok();
+    revoke_lease(&server, creds["lease_id"].as_str().unwrap());
 
     // Rotating again replaces the successor the same way.
     let again = server

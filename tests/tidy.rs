@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use support::bao::{DevServer, DevServerOptions};
 use support::engine::{Engine, MASTER_KEY, MOUNT};
 use support::fake_litellm::{FakeLiteLlm, Fault, Op};
-use support::{RealLiteLlm, configure, mount};
+use support::{RealLiteLlm, configure, mount, revoke_role_leases, write_role};
 use vault_plugin_secrets_litellm::backend::factory;
 use vault_plugin_secrets_litellm::client::{
     Client, ClientConfig, GenerateKeyRequest, GeneratedKey, KeyStatus,
@@ -38,11 +38,7 @@ trait TidyEngine {
 
 impl TidyEngine for Engine {
     async fn tidy(&self, data: Value) -> Value {
-        self.call("update", "tidy", data)
-            .await
-            .unwrap()
-            .and_then(|r| r.data)
-            .expect("tidy answers with data")
+        self.data("update", "tidy", data).await
     }
 
     async fn issue_indexed(&self) -> (LeaseSecret, String) {
@@ -351,12 +347,7 @@ async fn index_entries_of_deleted_keys_are_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_tidy_runs_on_the_rollback_tick_when_enabled_and_due() {
     let mut engine = Engine::start().await;
-    let settings = engine
-        .call("read", "config/auto-tidy", json!({}))
-        .await
-        .unwrap()
-        .and_then(|r| r.data)
-        .unwrap();
+    let settings = engine.data("read", "config/auto-tidy", json!({})).await;
     assert_eq!(
         settings,
         json!({"enabled": false, "interval_duration": 3600, "safety_buffer": 259200, "last_auto_tidy": null})
@@ -373,12 +364,7 @@ async fn auto_tidy_runs_on_the_rollback_tick_when_enabled_and_due() {
         .unwrap();
     engine.tick().await.unwrap();
     assert!(!engine.alive(&first), "enabled and never run: due");
-    let settings = engine
-        .call("read", "config/auto-tidy", json!({}))
-        .await
-        .unwrap()
-        .and_then(|r| r.data)
-        .unwrap();
+    let settings = engine.data("read", "config/auto-tidy", json!({})).await;
     assert!(settings["last_auto_tidy"].is_string(), "{settings}");
 
     let second = our_alias("vault", "dev");
@@ -502,9 +488,7 @@ async fn tidy_through_the_cli_against_the_real_litellm() {
     mount(&server, &["litellm"]);
     configure(&server, "litellm", &litellm.url, &litellm.master_key);
     let role = format!("tidy-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-    server
-        .bao(&["write", &format!("litellm/roles/{role}"), "ttl=10m"])
-        .ok();
+    write_role(&server, &role, &["ttl=10m"]);
     let mut cleanup = Cleanup {
         litellm: litellm.clone(),
         tokens: Vec::new(),
@@ -563,15 +547,7 @@ async fn tidy_through_the_cli_against_the_real_litellm() {
     }
 
     // The leases still revoke cleanly.
-    server
-        .bao(&[
-            "lease",
-            "revoke",
-            "-sync",
-            "-prefix",
-            &format!("litellm/creds/{role}"),
-        ])
-        .ok();
+    revoke_role_leases(&server, &role);
     for token in &leased_tokens {
         assert_eq!(status(token.clone()).await, Some(KeyStatus::Deleted));
     }

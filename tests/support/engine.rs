@@ -55,6 +55,15 @@ impl Engine {
         engine
     }
 
+    /// The data of a successful response (panics on an error or a response without data).
+    pub async fn data(&self, operation: &str, path: &str, body: Value) -> Value {
+        self.call(operation, path, body)
+            .await
+            .unwrap()
+            .and_then(|r| r.data)
+            .unwrap_or_else(|| panic!("{operation} {path} answers with data"))
+    }
+
     /// A request with a token that has no identity entity (like root).
     pub async fn call(
         &self,

@@ -87,6 +87,30 @@ impl RealLiteLlm {
     }
 }
 
+/// Writes role `role` of the mount at `litellm/` with `params` (`key=value`) through the CLI.
+#[track_caller]
+pub fn write_role(server: &DevServer, role: &str, params: &[&str]) {
+    let path = format!("litellm/roles/{role}");
+    let mut args = vec!["write", path.as_str()];
+    args.extend_from_slice(params);
+    server.bao(&args).ok();
+}
+
+/// Revokes a lease through the CLI and waits for it (`-sync`).
+#[track_caller]
+pub fn revoke_lease(server: &DevServer, lease_id: &str) {
+    server.bao(&["lease", "revoke", "-sync", lease_id]).ok();
+}
+
+/// Revokes every lease of role `role` of the mount at `litellm/` and waits for it.
+#[track_caller]
+pub fn revoke_role_leases(server: &DevServer, role: &str) {
+    let prefix = format!("litellm/creds/{role}");
+    server
+        .bao(&["lease", "revoke", "-sync", "-prefix", &prefix])
+        .ok();
+}
+
 /// One more real LiteLLM proxy on the main proxy's database and master key, with extra
 /// `general_settings` (`scripts/run-litellm.sh proxy-start`, about 30 s); stopped on drop.
 pub struct ExtraLiteLlm {
