@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use crate::transport::host_channel::HostChannel;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic::transport::Channel;
 
 use crate::proto::pb;
 use crate::proto::pb::storage_client::StorageClient;
@@ -20,7 +20,7 @@ pub struct StorageError(pub String);
 #[derive(Clone)]
 pub enum Storage {
     /// The host's storage, reached through the broker.
-    Host(StorageClient<Channel>),
+    Host(StorageClient<HostChannel>),
     /// A process-local map (tests).
     Memory(Arc<Mutex<BTreeMap<String, Vec<u8>>>>),
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tonic::transport::Channel;
+use crate::transport::host_channel::HostChannel;
 
 use super::lease::MountLeaseLimits;
 use super::storage::StorageError;
@@ -15,7 +15,7 @@ use crate::proto::pb::system_view_client::SystemViewClient;
 #[derive(Clone)]
 pub enum SystemView {
     /// The host's `pb.SystemView`, reached through the broker.
-    Host(SystemViewClient<Channel>),
+    Host(SystemViewClient<HostChannel>),
     /// Fixed answers (tests).
     Fixed(FixedSystemView),
 }

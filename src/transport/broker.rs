@@ -9,15 +9,14 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::net::UnixStream;
 use tokio::sync::Notify;
 use tokio_rustls::TlsConnector;
 use tokio_stream::{Stream, StreamExt};
-use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::host_channel::HostChannel;
 use crate::proto::plugin::ConnInfo;
 use crate::proto::plugin::grpc_broker_server::GrpcBroker;
 
@@ -111,39 +110,33 @@ impl GrpcBroker for BrokerService {
     }
 }
 
-/// Opens a gRPC channel to an announced host listener over mutual TLS.
-pub async fn dial(info: &ConnInfo, tls: Arc<rustls::ClientConfig>) -> Result<Channel, BrokerError> {
+/// Connects to an announced host listener over mutual TLS.
+pub async fn dial(
+    info: &ConnInfo,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<HostChannel, BrokerError> {
     if info.network != "unix" {
         return Err(BrokerError::Network {
             id: info.service_id,
             network: info.network.clone(),
         });
     }
-    let address = info.address.clone();
-    let connector = TlsConnector::from(tls);
     let dial_err = |reason: String| BrokerError::Dial {
         address: info.address.clone(),
         reason,
     };
-    // The URI is unused: every connection goes to the announced socket.
-    let endpoint = Endpoint::from_static("http://localhost").connect_timeout(DIAL_TIMEOUT);
-    let channel = tokio::time::timeout(
-        DIAL_TIMEOUT,
-        endpoint.connect_with_connector(tower::service_fn(move |_| {
-            let address = address.clone();
-            let connector = connector.clone();
-            async move {
-                let socket = UnixStream::connect(&address).await?;
-                let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
-                let tls = connector.connect(name, socket).await?;
-                Ok::<_, std::io::Error>(TokioIo::new(tls))
-            }
-        })),
-    )
-    .await
-    .map_err(|_| dial_err("timed out".to_string()))?
-    .map_err(|e| dial_err(format!("{e}: {}", source_chain(&e))))?;
-    Ok(channel)
+    let connect = async {
+        let socket = UnixStream::connect(&info.address).await?;
+        let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
+        let tls = TlsConnector::from(tls).connect(name, socket).await?;
+        HostChannel::handshake(tls)
+            .await
+            .map_err(std::io::Error::other)
+    };
+    tokio::time::timeout(DIAL_TIMEOUT, connect)
+        .await
+        .map_err(|_| dial_err("timed out".to_string()))?
+        .map_err(|e| dial_err(format!("{e}: {}", source_chain(&e))))
 }
 
 fn source_chain(e: &dyn std::error::Error) -> String {
