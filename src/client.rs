@@ -741,7 +741,7 @@ impl Client {
         tracing::debug!(
             op,
             status = status.as_u16(),
-            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "LiteLLM call"
         );
         match body {

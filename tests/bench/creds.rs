@@ -33,12 +33,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bao::{DevServer, DevServerOptions};
-use fake_litellm::FakeLiteLlm;
+use fake_litellm::{FakeLiteLlm, Fault, Op};
 use serde_json::{Map, Value, json};
 
 const PLUGIN: &str = "vault-plugin-secrets-litellm";
 const MASTER_KEY: &str = "sk-bench-master-key-0123456789abcdef";
 const CONCURRENCY: [usize; 2] = [1, 32];
+/// The real proxy's typical `/key/generate` latency on this machine, for the slow fake.
+const SLOW_UPSTREAM: Duration = Duration::from_millis(25);
 
 /// Request counts per measurement (`BENCH_SCALE` multiplies them; 0.1 for a smoke run).
 struct Plan {
@@ -668,6 +670,38 @@ async fn main() {
     report.insert(
         "cycles".into(),
         json!({"count": plan.cycles, "errors": cycle_issue.errors + cycle_revoke.errors, "keys_left": keys_left, "creds_per_sec": round(cycle_issue.per_sec)}),
+    );
+
+    // The fake again, now answering `/key/generate` after the real proxy's typical latency but
+    // without using any CPU. OpenBao and the plugin sit idle while they wait, as they do for
+    // the real proxy, so this shows what a slow upstream alone adds to the Vault side, apart
+    // from the real proxy's CPU use on the same machine.
+    fake.set_fault(Op::Generate, Fault::Delay(SLOW_UPSTREAM));
+    let slow = Comparison::run(
+        &api,
+        "litellm",
+        (&fake.url(), MASTER_KEY),
+        (plugin_pid, bao_pid),
+        1,
+        (plan.requests / 10).max(20),
+    )
+    .await;
+    fake.set_fault(Op::Generate, Fault::None);
+    table.push((
+        format!(
+            "fake, {} ms latency: overhead @1",
+            SLOW_UPSTREAM.as_millis()
+        ),
+        format!(
+            "{:.2} ms (direct generate p50 {:.2} ms, creds p50 {:.2} ms)",
+            slow.overhead_ms(),
+            slow.direct.p50_ms,
+            slow.creds.p50_ms
+        ),
+    ));
+    report.insert(
+        "slow_fake_upstream".into(),
+        json!({"latency_ms": SLOW_UPSTREAM.as_millis(), "kv_read": slow.kv.json(), "direct_generate": slow.direct.json(), "creds": slow.creds.json(), "plugin_overhead_p50_ms": round(slow.overhead_ms())}),
     );
 
     // Against the real LiteLLM, when one is configured.
