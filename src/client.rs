@@ -741,7 +741,7 @@ impl Client {
         tracing::debug!(
             op,
             status = status.as_u16(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            elapsed_ms = started.elapsed().as_micros() as f64 / 1000.0,
             "LiteLLM call"
         );
         match body {

@@ -91,7 +91,7 @@ impl Body for ReplyBody {
         let recv = &mut self.0;
         match std::task::ready!(recv.poll_data(cx)) {
             Some(Ok(data)) => {
-                // Hand the window back, or the host stops sending after 64 KiB.
+                // Hand the window back, or the host stops once a reply fills it (2 MiB).
                 let _ = recv.flow_control().release_capacity(data.len());
                 Poll::Ready(Some(Ok(Frame::data(data))))
             }

@@ -17,9 +17,11 @@
 //! taking turns in rounds, so that drift weighs on all alike. It reports plugin overhead =
 //! (3) − (1) − (2) at p50, creds/s, CPU seconds of the plugin and of `bao` per 1,000 issues
 //! and per 1,000 revokes, plugin RSS (idle, under load, after the issue/revoke cycles),
-//! launch → handshake time and `secrets enable` → first creds. Ratios are taken within one run,
-//! because absolute times drift on shared machines. Output: a table on stdout and a JSON file
-//! in `bench-results/`.
+//! launch → handshake time and `secrets enable` → first creds. Once more at one client, the
+//! fake answers `/key/generate` after the real proxy's latency without using CPU, which tells
+//! what waiting for a slow upstream costs apart from the real proxy's own CPU use. Ratios are
+//! taken within one run, because absolute times drift on shared machines. Output: a table on
+//! stdout and a JSON file in `bench-results/`.
 
 #[path = "../support/bao.rs"]
 mod bao;
