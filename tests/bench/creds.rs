@@ -283,17 +283,19 @@ impl Api {
     }
 }
 
-/// utime + stime of a process, in seconds.
+/// CPU time of a process, in seconds: the sum over its threads of the nanosecond counter in
+/// `/proc/<pid>/task/<tid>/schedstat`. (`utime + stime` in `/proc/<pid>/stat` count 10 ms
+/// ticks, which is ±7 % of the plugin's CPU over a 2,000-issue measurement.) Threads that exit
+/// take their time with them; neither process here ends threads while it is measured.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields
-        .get(11..13)
-        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
-        .unwrap_or(0.0);
-    ticks / 100.0
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let nanos: u64 = threads
+        .filter_map(|thread| std::fs::read_to_string(thread.ok()?.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    nanos as f64 / 1e9
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -475,7 +477,7 @@ impl Cpu {
     fn per_1000(&self, count: usize) -> String {
         let scale = 1000.0 / count as f64;
         format!(
-            "plugin {:.2} s, bao {:.2} s (ratio {:.2})",
+            "plugin {:.3} s, bao {:.3} s (ratio {:.3})",
             self.plugin * scale,
             self.bao * scale,
             self.plugin / self.bao
