@@ -1370,6 +1370,13 @@ mod tests {
             "offsets are applied"
         );
         assert_eq!(parse_timestamp("2026-11-22T06:07:03.891396-02:00"), z);
+        // Python leaves a zero fraction out: LiteLLM's creation times (whole milliseconds)
+        // come without one once in a thousand keys.
+        let whole = parse_timestamp("2026-11-22T08:07:03Z");
+        assert!(whole.is_some());
+        assert_eq!(parse_timestamp("2026-11-22T08:07:03+00:00"), whole);
+        assert_eq!(parse_timestamp("2026-11-22T08:07:03"), whole);
+        assert_eq!(parse_timestamp("2026-11-22T10:07:03+02:00"), whole);
         assert_eq!(parse_timestamp("never"), None);
         assert_eq!(parse_timestamp("2026-11-22T08:07:03.891396+0é:00"), None);
         assert_eq!(parse_timestamp(""), None);

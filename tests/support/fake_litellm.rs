@@ -2118,9 +2118,13 @@ fn to_millis(t: SystemTime) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
-/// `2026-11-22T08:07:03.891396Z`
+/// `2026-11-22T08:07:03.891396Z`, or `2026-11-22T08:07:03Z` on a whole second: Python's
+/// `isoformat()` leaves a zero fraction out, which database times (whole milliseconds) hit
+/// once in a thousand.
 fn fmt_z(t: SystemTime) -> String {
-    humantime::format_rfc3339_micros(t).to_string()
+    humantime::format_rfc3339_micros(t)
+        .to_string()
+        .replace(".000000Z", "Z")
 }
 
 /// `2026-11-22T08:07:03.891000+00:00`
