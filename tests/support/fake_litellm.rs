@@ -7,7 +7,8 @@
 //! deliberate: a bare-number `duration` is a 500, `duration: null` on update makes a key
 //! immortal, a delete that matches nothing is a 404 whose message is a Python dict repr,
 //! deleted keys stay visible in `/key/info` with `status: "deleted"`, timestamps come back
-//! in the formats LiteLLM uses on each route.
+//! in the formats LiteLLM uses on each route (whole milliseconds from the database, without a
+//! fraction on a whole second, as Python prints them).
 //!
 //! Known, intended differences from the real proxy: the fake's alias-uniqueness check is
 //! atomic (the real one races, so concurrent generates can create duplicates); `"mo"`
