@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::transport::host_channel::HostChannel;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::proto::pb;
 use crate::proto::pb::storage_client::StorageClient;
+use crate::transport::host_channel::HostChannel;
 
 /// A storage failure (host unreachable, storage refused, undecodable entry).
 #[derive(Debug, thiserror::Error)]

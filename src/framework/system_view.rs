@@ -3,13 +3,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::transport::host_channel::HostChannel;
-
 use super::lease::MountLeaseLimits;
 use super::storage::StorageError;
 use crate::proto::logical;
 use crate::proto::pb;
 use crate::proto::pb::system_view_client::SystemViewClient;
+use crate::transport::host_channel::HostChannel;
 
 /// Read access to the host's view of this mount. Cheap to clone.
 #[derive(Clone)]

@@ -223,12 +223,10 @@ impl<S: Send + Sync + 'static> BackendRpc for BackendService<S> {
                 return Ok(Response::new(pb::SetupReply { err: e.to_string() }));
             }
         };
-        // The generated clients send bare paths; HTTP/2 wants a scheme and an authority too.
-        let origin = http::Uri::from_static("http://localhost");
-        let storage = StorageClient::with_origin(channel.clone(), origin.clone())
+        let storage = StorageClient::new(channel.clone())
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
-        let system = SystemViewClient::with_origin(channel, origin)
+        let system = SystemViewClient::new(channel)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
         let instance = Instance {

@@ -5,7 +5,7 @@
 //! granted capacity, so the HEADERS frame and the DATA frame leave in two writes and OpenBao reads
 //! them in two wake-ups. Here the body is queued together with the HEADERS, and both leave in one
 //! write. The generated tonic clients run on it unchanged: it is a `tower::Service` over
-//! `http` requests, like `Channel`.
+//! `http` requests and, like `Channel`, gives their bare paths a scheme and an authority.
 //!
 //! There is no reconnecting: the host closes this connection only when it drops the backend
 //! instance it belongs to, and a new instance gets a new connection at its `Setup`.
@@ -63,7 +63,12 @@ impl tower::Service<http::Request<tonic::body::Body>> for HostChannel {
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         let send = self.send.clone();
         Box::pin(async move {
-            let (parts, body) = request.into_parts();
+            let (mut parts, body) = request.into_parts();
+            // HTTP/2 wants `:scheme` and `:authority`; the generated clients send the path only.
+            let mut uri = http::uri::Parts::from(parts.uri);
+            uri.scheme = Some(http::uri::Scheme::HTTP);
+            uri.authority = Some(http::uri::Authority::from_static("localhost"));
+            parts.uri = http::Uri::from_parts(uri)?;
             // A unary request's body is one encoded message, available at once.
             let body = body.collect().await?.to_bytes();
             let mut send = send.ready().await?;
@@ -250,9 +255,7 @@ mod tests {
             writes: writes.clone(),
         };
         let channel = HostChannel::handshake(io).await.unwrap();
-        let client =
-            StorageClient::with_origin(channel, http::Uri::from_static("http://localhost"))
-                .max_decoding_message_size(usize::MAX);
+        let client = StorageClient::new(channel).max_decoding_message_size(usize::MAX);
         (client, writes)
     }
 
@@ -322,8 +325,7 @@ mod tests {
             let _ = connection.accept().await;
         });
         let channel = HostChannel::handshake(ours).await.unwrap();
-        let mut client =
-            StorageClient::with_origin(channel, http::Uri::from_static("http://localhost"));
+        let mut client = StorageClient::new(channel);
         host.abort();
         let _ = host.await;
         let result = tokio::time::timeout(Duration::from_secs(5), client.get(get("x")))
