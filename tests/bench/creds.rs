@@ -64,6 +64,11 @@ impl Plan {
             handshakes: n(30.0),
         }
     }
+
+    /// Requests per measurement against an upstream that takes ~25 ms per generate.
+    fn slow_requests(&self) -> usize {
+        (self.requests / 10).max(20)
+    }
 }
 
 /// Latency distribution and throughput of one measurement.
@@ -687,7 +692,7 @@ async fn main() {
         (&fake.url(), MASTER_KEY),
         (plugin_pid, bao_pid),
         1,
-        (plan.requests / 10).max(20),
+        plan.slow_requests(),
     )
     .await;
     fake.set_fault(Op::Generate, Fault::None);
@@ -725,7 +730,7 @@ async fn main() {
         )
         .await
         .expect("real role");
-        let n = (plan.requests / 10).max(20);
+        let n = plan.slow_requests();
         let run = Comparison::run(&api, "real", (&url, &key), (plugin_pid, bao_pid), 1, n).await;
         let (kv, direct, creds, revoke) = (run.kv, run.direct, run.creds, run.revoke);
         let budget = direct.p50_ms + kv.p50_ms + 2.0;
