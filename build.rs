@@ -13,6 +13,9 @@ const PROTOS: &[&str] = &[
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(PROTOS, ["proto"])?;
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    // Clients run on the plugin's own channel to the host, never on tonic's transport.
+    tonic_prost_build::configure()
+        .build_transport(false)
+        .compile_fds(descriptors)?;
     Ok(())
 }

@@ -428,8 +428,10 @@ pub struct Client {
 
 struct Inner {
     http: reqwest::Client,
-    /// Base URL as configured minus a trailing `/`; routes are appended to it.
+    /// Base URL as configured minus a trailing `/`.
     base: String,
+    /// The key routes under it, parsed once rather than from a string on every request.
+    urls: RouteUrls,
     /// `Bearer <master key>`, marked sensitive so HTTP-level debug output hides it.
     auth: HeaderValue,
     /// Exact master key, redacted wherever a response body is quoted.
@@ -452,6 +454,33 @@ const OP_UPDATE: &str = "/key/update";
 const OP_DELETE: &str = "/key/delete";
 const OP_INFO: &str = "/key/info";
 const OP_LIST: &str = "/key/list";
+
+/// The URL of each key route.
+struct RouteUrls {
+    generate: Url,
+    update: Url,
+    delete: Url,
+    info: Url,
+    list: Url,
+}
+
+impl RouteUrls {
+    /// `base` is a validated URL without a trailing `/`.
+    fn new(base: &str) -> Result<RouteUrls, ApiError> {
+        let url = |op: &str| {
+            Url::parse(&format!("{base}{op}")).map_err(|e| {
+                ApiError::InvalidConfig(format!("url {base:?} is not a valid URL: {e}"))
+            })
+        };
+        Ok(RouteUrls {
+            generate: url(OP_GENERATE)?,
+            update: url(OP_UPDATE)?,
+            delete: url(OP_DELETE)?,
+            info: url(OP_INFO)?,
+            list: url(OP_LIST)?,
+        })
+    }
+}
 
 impl Client {
     /// Validates `cfg` and builds the HTTP client. Makes no network call (see [`Client::verify`]).
@@ -505,6 +534,7 @@ impl Client {
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
+                urls: RouteUrls::new(&base)?,
                 base,
                 auth,
                 master_key: cfg.master_key.clone(),
@@ -523,7 +553,7 @@ impl Client {
     /// with one cheap authenticated call (`GET /key/list?page=1&size=1`).
     pub async fn verify(&self) -> Result<(), ApiError> {
         let req = self
-            .request(Method::GET, OP_LIST)
+            .request(Method::GET, &self.inner.urls.list)
             .query(&[("page", "1"), ("size", "1")]);
         let (status, body) = self.exchange(OP_LIST, req, Retry::Once).await?;
         let obj: Map<String, Value> = self.expect_success(OP_LIST, status, &body)?;
@@ -563,7 +593,9 @@ impl Client {
             "key": token_hash,
             "duration": duration_string(duration_secs),
         });
-        let rb = self.request(Method::POST, OP_UPDATE).json(&body);
+        let rb = self
+            .request(Method::POST, &self.inner.urls.update)
+            .json(&body);
         let (status, body) = self.exchange(OP_UPDATE, rb, Retry::Once).await?;
         let answer: UpdateAnswer = self.expect_success(OP_UPDATE, status, &body)?;
         match answer.expires {
@@ -601,7 +633,9 @@ impl Client {
     }
 
     async fn delete(&self, body: Value) -> Result<Deleted, ApiError> {
-        let rb = self.request(Method::POST, OP_DELETE).json(&body);
+        let rb = self
+            .request(Method::POST, &self.inner.urls.delete)
+            .json(&body);
         let (status, body) = self.exchange(OP_DELETE, rb, Retry::Once).await?;
         if status == StatusCode::NOT_FOUND
             && litellm_message(&body).is_some_and(|m| m.contains("No keys found"))
@@ -619,7 +653,7 @@ impl Client {
     /// know it at all; deleted keys are still found, with [`KeyStatus::Deleted`].
     pub async fn info(&self, token_hash: &str) -> Result<Option<KeyInfo>, ApiError> {
         let rb = self
-            .request(Method::GET, OP_INFO)
+            .request(Method::GET, &self.inner.urls.info)
             .query(&[("key", token_hash)]);
         let (status, body) = self.exchange(OP_INFO, rb, Retry::Once).await?;
         if status == StatusCode::NOT_FOUND && is_litellm_key_not_found(&body) {
@@ -657,7 +691,9 @@ impl Client {
                 query.push(("key_alias", alias_prefix));
                 query.push(("substring_matching", "true"));
             }
-            let rb = self.request(Method::GET, OP_LIST).query(&query);
+            let rb = self
+                .request(Method::GET, &self.inner.urls.list)
+                .query(&query);
             let (status, body) = self.exchange(OP_LIST, rb, Retry::Once).await?;
             let obj: Map<String, Value> = self.expect_success(OP_LIST, status, &body)?;
             let Some(Value::Array(keys)) = obj.get("keys") else {
@@ -696,10 +732,10 @@ impl Client {
         Ok(out)
     }
 
-    fn request(&self, method: Method, op: &'static str) -> reqwest::RequestBuilder {
+    fn request(&self, method: Method, url: &Url) -> reqwest::RequestBuilder {
         self.inner
             .http
-            .request(method, format!("{}{op}", self.inner.base))
+            .request(method, url.clone())
             .header(AUTHORIZATION, self.inner.auth.clone())
     }
 
@@ -875,7 +911,7 @@ impl Client {
     /// master key (configuration, not a virtual key); a virtual key, admin or not, gets its own
     /// row.
     pub async fn self_info(&self) -> Result<Option<OwnKey>, ApiError> {
-        let rb = self.request(Method::GET, OP_INFO);
+        let rb = self.request(Method::GET, &self.inner.urls.info);
         let (status, body) = self.exchange(OP_INFO, rb, Retry::Once).await?;
         if status == StatusCode::NOT_FOUND && is_litellm_key_not_found(&body) {
             return Ok(None);
@@ -928,7 +964,9 @@ impl Client {
         for (name, value) in extra {
             body.entry(name.clone()).or_insert_with(|| value.clone());
         }
-        let rb = self.request(Method::POST, OP_GENERATE).json(&body);
+        let rb = self
+            .request(Method::POST, &self.inner.urls.generate)
+            .json(&body);
         let (status, body) = self.exchange(OP_GENERATE, rb, Retry::Never).await?;
         let answer: GenerateAnswer = self.expect_success(OP_GENERATE, status, &body)?;
         let key = match answer.key {
@@ -955,7 +993,9 @@ impl Client {
     /// LiteLLM refuses an alias another live key has with a 400.
     pub async fn set_alias(&self, token_hash: &str, alias: &str) -> Result<(), ApiError> {
         let body = serde_json::json!({ "key": token_hash, "key_alias": alias });
-        let rb = self.request(Method::POST, OP_UPDATE).json(&body);
+        let rb = self
+            .request(Method::POST, &self.inner.urls.update)
+            .json(&body);
         let (status, body) = self.exchange(OP_UPDATE, rb, Retry::Once).await?;
         self.expect_success::<serde::de::IgnoredAny>(OP_UPDATE, status, &body)?;
         Ok(())
@@ -1418,6 +1458,27 @@ mod tests {
         assert!(ok("http://x/?a=b").is_err());
         assert!(ok("not a url").is_err());
         assert!(ok("").is_err());
+    }
+
+    #[test]
+    fn routes_go_under_the_base_url_path() {
+        for (base, generate) in [
+            (
+                "http://127.0.0.1:4000/",
+                "http://127.0.0.1:4000/key/generate",
+            ),
+            (
+                "https://gw.example/litellm/",
+                "https://gw.example/litellm/key/generate",
+            ),
+        ] {
+            let urls = RouteUrls::new(&validate_base_url(base).unwrap()).unwrap();
+            assert_eq!(urls.generate.as_str(), generate);
+            assert!(urls.list.as_str().ends_with("/key/list"), "{}", urls.list);
+            assert!(urls.delete.path().ends_with("/key/delete"));
+            assert!(urls.update.path().ends_with("/key/update"));
+            assert!(urls.info.path().ends_with("/key/info"));
+        }
     }
 
     #[test]

@@ -20,7 +20,9 @@ use tokio::io::AsyncReadExt;
 use tokio::net::UnixStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-use tonic::transport::{Endpoint, Uri};
+use tonic::Status;
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::transport::{Channel, Endpoint, Uri};
 use vault_plugin_secrets_litellm::proto::logical::Empty;
 use vault_plugin_secrets_litellm::proto::logical::plugin_version_client::PluginVersionClient;
 use vault_plugin_secrets_litellm::transport::tls::PinnedCert;
@@ -173,14 +175,14 @@ async fn first_read(plugin: &Plugin, client: Option<&HostIdentity>) -> Result<us
     }
 }
 
-/// `logical.PluginVersion/Version` over a session from `client`.
-async fn version(plugin: &Plugin, client: &HostIdentity) -> Result<String, String> {
+/// A gRPC channel to the plugin over one TLS session from `client`.
+async fn channel(plugin: &Plugin, client: &HostIdentity) -> Result<Channel, String> {
     let tls = plugin
         .connect(Some(client))
         .await
         .map_err(|e| e.to_string())?;
     let mut stream = Some(tls);
-    let channel = Endpoint::from_static("http://localhost")
+    Endpoint::from_static("http://localhost")
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let stream = stream.take();
             async move {
@@ -190,12 +192,32 @@ async fn version(plugin: &Plugin, client: &HostIdentity) -> Result<String, Strin
             }
         }))
         .await
-        .map_err(|e| e.to_string())?;
-    let reply = PluginVersionClient::new(channel)
+        .map_err(|e| e.to_string())
+}
+
+/// `logical.PluginVersion/Version` over a session from `client`.
+async fn version(plugin: &Plugin, client: &HostIdentity) -> Result<String, String> {
+    let reply = PluginVersionClient::new(channel(plugin, client).await?)
         .version(Empty {})
         .await
         .map_err(|e| e.to_string())?;
     Ok(reply.into_inner().plugin_version)
+}
+
+/// A unary call with an empty message to any gRPC path.
+async fn call_path(channel: Channel, path: &'static str) -> Result<Empty, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unavailable(e.to_string()))?;
+    let codec = tonic_prost::ProstCodec::<Empty, Empty>::default();
+    grpc.unary(
+        tonic::Request::new(Empty {}),
+        PathAndQuery::from_static(path),
+        codec,
+    )
+    .await
+    .map(tonic::Response::into_inner)
 }
 
 #[tokio::test]
@@ -232,4 +254,35 @@ async fn only_the_pinned_client_certificate_can_talk_to_the_plugin() {
         "each refusal is logged: {stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test]
+async fn calls_to_services_or_methods_the_plugin_lacks_get_unimplemented() {
+    let host = HostIdentity::generate();
+    let plugin = Plugin::launch(&host);
+    let channel = channel(&plugin, &host).await.expect("channel");
+
+    for path in [
+        "/plugin.NoSuchService/Call",
+        "/plugin.Backend/NoSuchMethod",
+        "/",
+    ] {
+        let answer = call_path(channel.clone(), path).await;
+        println!("observed: {path}: {answer:?}");
+        assert_eq!(
+            answer.map_err(|s| s.code()),
+            Err(tonic::Code::Unimplemented),
+            "{path}"
+        );
+    }
+    // A served method on the same connection still answers.
+    let version = PluginVersionClient::new(channel)
+        .version(Empty {})
+        .await
+        .expect("version after unknown calls");
+    assert_eq!(
+        version.into_inner().plugin_version,
+        format!("v{}", env!("CARGO_PKG_VERSION"))
+    );
+    assert!(!plugin.stop().contains("panicked"));
 }

@@ -2,12 +2,14 @@
 //!
 //! [`serve`] checks the launch environment ([`handshake`]), creates a fresh mutual-TLS identity
 //! ([`tls`]), listens on a Unix socket, serves the gRPC services the host calls
-//! ([`backend_server`], [`broker`], [`services`]) and prints the handshake line. The plugin's
+//! ([`grpc_server`] routes them to [`backend_server`], [`broker`], [`services`]) and prints
+//! the handshake line. The plugin's
 //! own calls to the host's storage and system view go over [`host_channel`]. Logs go to stderr
 //! in hclog's JSON format ([`log`]).
 
 pub mod backend_server;
 pub mod broker;
+pub mod grpc_server;
 pub mod handshake;
 pub mod host_channel;
 pub mod log;
@@ -21,13 +23,13 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_rustls::TlsAcceptor;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Server;
+use tonic_health::server::HealthService;
 
 use self::backend_server::{BackendService, Factory};
 use self::broker::{Broker, BrokerService};
+use self::grpc_server::{HealthServer, Routes};
 use self::handshake::LaunchEnv;
 use self::services::{Controller, Multiplexing, Stdio, Version};
 use self::tls::PluginIdentity;
@@ -40,6 +42,9 @@ use crate::proto::pluginutil::multiplexing::plugin_multiplexing_server::PluginMu
 
 /// A TLS handshake that takes longer than this is dropped (it is a local socket).
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// After a failed `accept` (e.g. out of file descriptors), wait this long before the next.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 
 /// How often we check that the host is still our parent.
 const PARENT_CHECK_INTERVAL: Duration = Duration::from_secs(2);
@@ -97,20 +102,41 @@ async fn run<S: Send + Sync + 'static>(
     let socket = SocketFile(socket_path(&launch.socket_dir));
     let listener = UnixListener::bind(&socket.0)?;
 
-    // Accept connections and complete TLS off the accept loop, so one slow peer cannot stall it.
-    let (conn_tx, conn_rx) = mpsc::channel(16);
-    tokio::spawn(async move {
+    let shutdown = Arc::new(Notify::new());
+    let broker = Arc::new(Broker::default());
+    let health = tonic_health::server::HealthReporter::new();
+    health
+        .set_service_status("plugin", tonic_health::ServingStatus::Serving)
+        .await;
+    let routes = Routes {
+        backend: BackendServer::new(BackendService::new(factory, broker.clone(), dial_tls))
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX),
+        broker: GrpcBrokerServer::new(BrokerService(broker)),
+        controller: GrpcControllerServer::new(Controller(shutdown.clone())),
+        stdio: GrpcStdioServer::new(Stdio),
+        version: PluginVersionServer::new(Version),
+        multiplexing: PluginMultiplexingServer::new(Multiplexing),
+        health: HealthServer::new(HealthService::from_health_reporter(health)),
+    };
+
+    // Each connection gets a task of its own for TLS and then HTTP/2, so that one slow peer
+    // cannot stall the accept loop.
+    let server = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+                    continue;
+                }
             };
             let acceptor = acceptor.clone();
-            let conn_tx = conn_tx.clone();
+            let routes = routes.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = conn_tx.send(Ok::<_, std::io::Error>(tls)).await;
-                    }
+                    Ok(Ok(tls)) => routes.serve_connection(tls).await,
                     Ok(Err(e)) => {
                         tracing::warn!(error = %e, "rejected a connection: TLS handshake failed")
                     }
@@ -119,28 +145,6 @@ async fn run<S: Send + Sync + 'static>(
             });
         }
     });
-
-    let shutdown = Arc::new(Notify::new());
-    let broker = Arc::new(Broker::default());
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_service_status("plugin", tonic_health::ServingStatus::Serving)
-        .await;
-    let backend = BackendService::new(factory, broker.clone(), dial_tls);
-
-    let router = Server::builder()
-        .add_service(
-            BackendServer::new(backend)
-                .max_decoding_message_size(usize::MAX)
-                .max_encoding_message_size(usize::MAX),
-        )
-        .add_service(GrpcBrokerServer::new(BrokerService(broker)))
-        .add_service(GrpcControllerServer::new(Controller(shutdown.clone())))
-        .add_service(GrpcStdioServer::new(Stdio))
-        .add_service(PluginVersionServer::new(Version))
-        .add_service(PluginMultiplexingServer::new(Multiplexing))
-        .add_service(health_service);
-    let server = tokio::spawn(router.serve_with_incoming(ReceiverStream::new(conn_rx)));
 
     // The handshake line is the first and only thing we ever print on stdout.
     let line = handshake::handshake_line(&socket.0.to_string_lossy(), identity.cert.as_ref());
@@ -154,7 +158,7 @@ async fn run<S: Send + Sync + 'static>(
         _ = terminate_signal() => tracing::info!("terminated by signal"),
         _ = parent_gone() => tracing::warn!("the host process is gone; exiting"),
         result = server => {
-            result??;
+            result?;
             return Err("gRPC server stopped unexpectedly".into());
         }
     }
