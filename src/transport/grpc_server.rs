@@ -3,7 +3,7 @@
 //!
 //! tonic's own `transport::Server` would do the same behind an axum router and a stack of
 //! tower layers (timeouts, connect info, error recovery) that none of our services need; per
-//! request they cost the plugin about 4 % of its CPU (`perf`, scripts/bench.sh). What stays is
+//! request they cost the plugin 3–4 % of its CPU (alternating scripts/bench.sh runs). What stays is
 //! what a gRPC server needs: HTTP/2 from hyper, the messages' codec from tonic. A request for
 //! a service we do not serve gets gRPC's UNIMPLEMENTED, as from tonic's router.
 

@@ -3,9 +3,8 @@
 //! [`serve`] checks the launch environment ([`handshake`]), creates a fresh mutual-TLS identity
 //! ([`tls`]), listens on a Unix socket, serves the gRPC services the host calls
 //! ([`grpc_server`] routes them to [`backend_server`], [`broker`], [`services`]) and prints
-//! the handshake line. The plugin's
-//! own calls to the host's storage and system view go over [`host_channel`]. Logs go to stderr
-//! in hclog's JSON format ([`log`]).
+//! the handshake line. The plugin's own calls to the host's storage and system view go over
+//! [`host_channel`]. Logs go to stderr in hclog's JSON format ([`log`]).
 
 pub mod backend_server;
 pub mod broker;
