@@ -17,6 +17,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::host_channel::HostChannel;
+use super::socket::HostSocket;
 use crate::proto::plugin::ConnInfo;
 use crate::proto::plugin::grpc_broker_server::GrpcBroker;
 
@@ -126,7 +127,7 @@ pub async fn dial(
         reason,
     };
     let connect = async {
-        let socket = UnixStream::connect(&info.address).await?;
+        let socket = HostSocket::new(UnixStream::connect(&info.address).await?)?;
         let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
         let tls = TlsConnector::from(tls).connect(name, socket).await?;
         HostChannel::handshake(tls)

@@ -8,11 +8,14 @@
 
 pub mod backend_server;
 pub mod broker;
+#[cfg(test)]
+mod counting_io;
 pub mod grpc_server;
 pub mod handshake;
 pub mod host_channel;
 pub mod log;
 pub mod services;
+pub mod socket;
 pub mod tls;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +34,7 @@ use self::broker::{Broker, BrokerService};
 use self::grpc_server::{HealthServer, Routes};
 use self::handshake::LaunchEnv;
 use self::services::{Controller, Multiplexing, Stdio, Version};
+use self::socket::HostSocket;
 use self::tls::PluginIdentity;
 use crate::proto::logical::plugin_version_server::PluginVersionServer;
 use crate::proto::pb::backend_server::BackendServer;
@@ -123,8 +127,12 @@ async fn run<S: Send + Sync + 'static>(
     // cannot stall the accept loop.
     let server = tokio::spawn(async move {
         loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
+            let stream = match listener
+                .accept()
+                .await
+                .and_then(|(s, _)| HostSocket::new(s))
+            {
+                Ok(stream) => stream,
                 Err(e) => {
                     tracing::warn!(error = %e, "accepting a connection failed");
                     tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
