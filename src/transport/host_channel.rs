@@ -126,7 +126,63 @@ mod tests {
     use super::*;
     use crate::proto::pb;
     use crate::proto::pb::storage_client::StorageClient;
-    use crate::transport::counting_io::CountingIo;
+
+    /// Counts the writes that reach the socket.
+    struct CountingIo {
+        io: UnixStream,
+        writes: Arc<AtomicUsize>,
+    }
+
+    impl AsyncRead for CountingIo {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.io).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for CountingIo {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let written = Pin::new(&mut self.io).poll_write(cx, buf);
+            if written.is_ready() {
+                self.writes.fetch_add(1, Ordering::SeqCst);
+            }
+            written
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            let written = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+            if written.is_ready() {
+                self.writes.fetch_add(1, Ordering::SeqCst);
+            }
+            written
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            self.io.is_write_vectored()
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.io).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.io).poll_shutdown(cx)
+        }
+    }
 
     /// How the test host answers a `pb.Storage/Get` for a key.
     #[derive(Clone, Copy)]
@@ -193,7 +249,11 @@ mod tests {
     async fn connect(answer: Answer) -> (StorageClient<HostChannel>, Arc<AtomicUsize>) {
         let (ours, theirs) = UnixStream::pair().unwrap();
         tokio::spawn(host(theirs, answer));
-        let (io, writes) = CountingIo::new(ours);
+        let writes = Arc::new(AtomicUsize::new(0));
+        let io = CountingIo {
+            io: ours,
+            writes: writes.clone(),
+        };
         let channel = HostChannel::handshake(io).await.unwrap();
         let client = StorageClient::new(channel).max_decoding_message_size(usize::MAX);
         (client, writes)

@@ -4,12 +4,11 @@
 //! ([`tls`]), listens on a Unix socket, serves the gRPC services the host calls
 //! ([`grpc_server`] routes them to [`backend_server`], [`broker`], [`services`]) and prints
 //! the handshake line. The plugin's own calls to the host's storage and system view go over
-//! [`host_channel`]. Logs go to stderr in hclog's JSON format ([`log`]).
+//! [`host_channel`]. Both directions run on Unix sockets that wake the plugin for reads only
+//! ([`socket`]). Logs go to stderr in hclog's JSON format ([`log`]).
 
 pub mod backend_server;
 pub mod broker;
-#[cfg(test)]
-mod counting_io;
 pub mod grpc_server;
 pub mod handshake;
 pub mod host_channel;
