@@ -7,5 +7,5 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    vault_plugin_secrets_litellm::transport::serve(vault_plugin_secrets_litellm::backend::factory)
+    vault_plugin_secrets_litellm::transport::serve(vault_plugin_secrets_litellm::engine::factory)
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 use support::fake_litellm::{FAKE_MODELS, FakeLiteLlm, Fault, Op};
-use vault_plugin_secrets_litellm::client::{
+use vault_plugin_secrets_litellm::engine::client::{
     ApiError, ChosenKey, Client, ClientConfig, Deleted, GenerateKeyRequest, KeyStatus,
     duration_string, token_hash,
 };

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use vault_plugin_secrets_litellm::client::{ApiError, Client, ClientConfig};
+use vault_plugin_secrets_litellm::engine::client::{ApiError, Client, ClientConfig};
 
 /// Serves `{"keys":[]}` over TLS to every connection; returns the URL and the CA PEM.
 async fn tls_server() -> (String, String) {

@@ -15,7 +15,7 @@ use support::bao::{BaoClient, DevServer};
 use support::engine::Engine;
 use support::fake_litellm::Op;
 use support::{RealLiteLlm, configure, mount};
-use vault_plugin_secrets_litellm::client::{Client, ClientConfig, KeyStatus};
+use vault_plugin_secrets_litellm::engine::client::{Client, ClientConfig, KeyStatus};
 use vault_plugin_secrets_litellm::framework::system_view::FixedSystemView;
 use vault_plugin_secrets_litellm::framework::{self, ErrorKind, Response, wal};
 use vault_plugin_secrets_litellm::proto::logical;

@@ -12,7 +12,9 @@ use support::{
     ExtraLiteLlm, RealLiteLlm, configure, eventually, mount, revoke_lease, revoke_role_leases,
     write_role,
 };
-use vault_plugin_secrets_litellm::client::{Client, ClientConfig, KeyInfo, KeyStatus, token_hash};
+use vault_plugin_secrets_litellm::engine::client::{
+    Client, ClientConfig, KeyInfo, KeyStatus, token_hash,
+};
 
 /// A dev server with the plugin at `litellm/`, configured for the real proxy.
 fn server_with(litellm: &RealLiteLlm, options: DevServerOptions) -> DevServer {

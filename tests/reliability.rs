@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use support::bao::{DevServer, DevServerOptions};
 use support::fake_litellm::{FakeLiteLlm, Fault, Op};
 use support::{RealLiteLlm, configure, eventually, mount, revoke_lease, write_role};
-use vault_plugin_secrets_litellm::client::{Client, ClientConfig, KeyStatus};
+use vault_plugin_secrets_litellm::engine::client::{Client, ClientConfig, KeyStatus};
 
 const MASTER_KEY: &str = "sk-reliability-master-key-0123456789";
 

@@ -14,12 +14,12 @@ use support::bao::{DevServer, DevServerOptions};
 use support::engine::{Engine, MASTER_KEY, MOUNT};
 use support::fake_litellm::{FakeLiteLlm, Fault, Op};
 use support::{RealLiteLlm, configure, mount, revoke_role_leases, write_role};
-use vault_plugin_secrets_litellm::backend::factory;
-use vault_plugin_secrets_litellm::client::{
+use vault_plugin_secrets_litellm::engine::client::{
     Client, ClientConfig, GenerateKeyRequest, GeneratedKey, KeyStatus,
 };
+use vault_plugin_secrets_litellm::engine::factory;
+use vault_plugin_secrets_litellm::engine::key_index::{self, IndexEntry};
 use vault_plugin_secrets_litellm::framework::{self, LeaseSecret, RawRequest, Response, wal};
-use vault_plugin_secrets_litellm::key_index::{self, IndexEntry};
 
 /// Tidy's helpers on the in-process engine.
 trait TidyEngine {

@@ -4,12 +4,12 @@
 //! extension traits.
 
 use serde_json::{Map, Value, json};
-use vault_plugin_secrets_litellm::backend::{LiteLlm, factory};
+use vault_plugin_secrets_litellm::engine::key_index;
+use vault_plugin_secrets_litellm::engine::{MountState, factory};
 use vault_plugin_secrets_litellm::framework::system_view::FixedSystemView;
 use vault_plugin_secrets_litellm::framework::{
     self, Backend, LeaseSecret, RawRequest, Response, Storage, SystemView, wal,
 };
-use vault_plugin_secrets_litellm::key_index;
 
 use super::fake_litellm::FakeLiteLlm;
 
@@ -21,7 +21,7 @@ pub const MOUNT: &str = "litellm/";
 
 /// One mount of the engine, in-process, with in-memory storage and the fake LiteLLM.
 pub struct Engine {
-    pub backend: Backend<LiteLlm>,
+    pub backend: Backend<MountState>,
     pub storage: Storage,
     pub system: SystemView,
     pub litellm: FakeLiteLlm,

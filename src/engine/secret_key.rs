@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::backend::LiteLlm;
-use crate::client::Deleted;
+use crate::engine::MountState;
+use crate::engine::client::Deleted;
 use crate::framework::lease::{TtlRequest, calculate_ttl};
 use crate::framework::{
     Error, LeaseOptions, Request, Response, Result, SecretType, WalEntry, handler,
@@ -62,7 +62,7 @@ impl KeyLease {
 }
 
 /// The secret type, with its renew and revoke handlers.
-pub fn secret_type() -> SecretType<LiteLlm> {
+pub fn secret_type() -> SecretType<MountState> {
     SecretType {
         name: SECRET_TYPE,
         renew: Some(handler(renew)),
@@ -70,23 +70,20 @@ pub fn secret_type() -> SecretType<LiteLlm> {
     }
 }
 
-async fn renew(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+async fn renew(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     let (key, options) = KeyLease::from_request(&req)?;
-    let role = backend
-        .role(&req.storage, &key.role)
-        .await?
-        .ok_or_else(|| {
-            Error::bad_request(format!(
-                "role {:?} was deleted, so this lease cannot be renewed (it can still be revoked)",
-                key.role
-            ))
-        })?;
+    let role = state.role(&req.storage, &key.role).await?.ok_or_else(|| {
+        Error::bad_request(format!(
+            "role {:?} was deleted, so this lease cannot be renewed (it can still be revoked)",
+            key.role
+        ))
+    })?;
     let own_ttl = if options.increment.is_zero() {
         role.ttl()
     } else {
         options.increment
     };
-    let (client, limits) = tokio::try_join!(backend.client(&req.storage), async {
+    let (client, limits) = tokio::try_join!(state.client(&req.storage), async {
         Ok(req.system.lease_limits_for(own_ttl).await?)
     })?;
     let ttl_request = TtlRequest {
@@ -124,9 +121,9 @@ async fn renew(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> 
     }))
 }
 
-async fn revoke(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+async fn revoke(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     let (key, _) = KeyLease::from_request(&req)?;
-    let client = backend.client(&req.storage).await?;
+    let client = state.client(&req.storage).await?;
     match client
         .delete_keys(std::slice::from_ref(&key.token_id))
         .await
@@ -144,12 +141,12 @@ async fn revoke(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>>
         }
     }
     // Only once LiteLLM confirmed: until then the index keeps the key visible to tidy.
-    crate::key_index::remove(&req.storage, &key.token_id).await?;
+    crate::engine::key_index::remove(&req.storage, &key.token_id).await?;
     Ok(None)
 }
 
 /// Undoes an issue that never reached its lease: deletes the key by alias, then its index entry.
-pub async fn rollback(backend: Arc<LiteLlm>, req: Request, entry: WalEntry) -> Result<()> {
+pub async fn rollback(state: Arc<MountState>, req: Request, entry: WalEntry) -> Result<()> {
     if entry.kind != WAL_KIND {
         tracing::warn!(kind = %entry.kind, "dropping WAL entry of unknown kind");
         return Ok(());
@@ -168,7 +165,7 @@ pub async fn rollback(backend: Arc<LiteLlm>, req: Request, entry: WalEntry) -> R
         tracing::warn!(key_alias = %alias, "giving up rolling back a key after 24h; it may still exist in LiteLLM until it expires");
         return Ok(());
     }
-    let client = backend.client(&req.storage).await?;
+    let client = state.client(&req.storage).await?;
     client
         .delete_aliases(std::slice::from_ref(&alias))
         .await
@@ -176,7 +173,7 @@ pub async fn rollback(backend: Arc<LiteLlm>, req: Request, entry: WalEntry) -> R
     // Issues index a key they chose before creating it; WAL entries of older versions and of
     // keys LiteLLM made carry no hash.
     if let Some(token_id) = entry.data.get("token_id").and_then(Value::as_str) {
-        crate::key_index::remove(&req.storage, token_id).await?;
+        crate::engine::key_index::remove(&req.storage, token_id).await?;
     }
     tracing::info!(key_alias = %alias, "rolled back a key whose issue did not complete");
     Ok(())

@@ -35,16 +35,16 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::backend::{self, LiteLlm};
-use crate::client::{Client, KeyStatus, ListedKey};
+use crate::engine::client::{Client, KeyStatus, ListedKey};
+use crate::engine::key_index;
+use crate::engine::path_config::Config;
+use crate::engine::path_roles::{self, Role};
+use crate::engine::secret_key;
+use crate::engine::{self, MountState};
 use crate::framework::{
     DefaultValue, Error, Field, FieldType, Operation, Path, Request, Response, Result, Storage,
     handler, wal,
 };
-use crate::key_index;
-use crate::path_config::Config;
-use crate::path_roles::{self, Role};
-use crate::secret_key;
 
 /// Storage key of the auto-tidy settings.
 pub const AUTO_TIDY_KEY: &str = "config/auto-tidy";
@@ -108,7 +108,7 @@ once a minute); the time of the last run is stored, so restarts keep the schedul
 only the fields given; reads return durations in seconds and the time of the last run.";
 
 /// The `tidy` and `config/auto-tidy` paths.
-pub fn paths() -> Vec<Path<LiteLlm>> {
+pub fn paths() -> Vec<Path<MountState>> {
     vec![
         Path::new("tidy", TIDY_FIELDS)
             .operation(Operation::Update, handler(tidy))
@@ -259,12 +259,12 @@ impl TidyReport {
 
 /// Runs one tidy for the request's mount and logs what it did.
 async fn run_logged(
-    backend: &LiteLlm,
+    state: &MountState,
     req: &Request,
     options: TidyOptions,
     message: &'static str,
 ) -> Result<TidyReport> {
-    let client = backend.client(&req.storage).await?;
+    let client = state.client(&req.storage).await?;
     let report = run(&client, &req.storage, &req.mount_point, options).await?;
     tracing::info!(
         deleted = report.deleted.len(),
@@ -276,13 +276,13 @@ async fn run_logged(
     Ok(report)
 }
 
-async fn tidy(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+async fn tidy(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     let options = TidyOptions {
         dry_run: req.data.bool_or_default("dry_run"),
         safety_buffer: safety_buffer(&req)?,
-        wal_min_age: backend::wal_rollback_min_age(),
+        wal_min_age: engine::wal_rollback_min_age(),
     };
-    let report = run_logged(&backend, &req, options, "tidy ran").await?;
+    let report = run_logged(&state, &req, options, "tidy ran").await?;
     Ok(Some(Response::data(report.to_json(options.dry_run))))
 }
 
@@ -326,7 +326,7 @@ async fn last_auto_tidy(storage: &Storage) -> Result<Option<SystemTime>> {
         .map(|l| SystemTime::UNIX_EPOCH + Duration::from_secs(l.unix_secs)))
 }
 
-async fn read_auto_tidy(_: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+async fn read_auto_tidy(_: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     let settings = AutoTidy::load(&req.storage).await?;
     let last = last_auto_tidy(&req.storage)
         .await?
@@ -339,7 +339,7 @@ async fn read_auto_tidy(_: Arc<LiteLlm>, req: Request) -> Result<Option<Response
     }))))
 }
 
-async fn write_auto_tidy(_: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+async fn write_auto_tidy(_: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     let mut settings = AutoTidy::load(&req.storage).await?;
     if let Some(enabled) = req.data.bool("enabled") {
         settings.enabled = enabled;
@@ -373,14 +373,14 @@ fn safety_buffer(req: &Request) -> Result<Duration> {
 
 /// Runs tidy from the host's rollback tick when auto-tidy is enabled and due. Failures are
 /// logged, never returned: a failed rollback request can fail an unmount.
-pub async fn periodic(backend: Arc<LiteLlm>, req: Request) -> Result<()> {
-    if let Err(e) = auto_tidy(&backend, &req).await {
+pub async fn periodic(state: Arc<MountState>, req: Request) -> Result<()> {
+    if let Err(e) = auto_tidy(&state, &req).await {
         tracing::warn!(error = %e, "auto-tidy failed; it runs again after the next interval");
     }
     Ok(())
 }
 
-async fn auto_tidy(backend: &LiteLlm, req: &Request) -> Result<()> {
+async fn auto_tidy(state: &MountState, req: &Request) -> Result<()> {
     let settings = AutoTidy::load(&req.storage).await?;
     if !settings.enabled {
         return Ok(());
@@ -409,9 +409,9 @@ async fn auto_tidy(backend: &LiteLlm, req: &Request) -> Result<()> {
     let options = TidyOptions {
         dry_run: false,
         safety_buffer: Duration::from_secs(settings.safety_buffer),
-        wal_min_age: backend::wal_rollback_min_age(),
+        wal_min_age: engine::wal_rollback_min_age(),
     };
-    run_logged(backend, req, options, "auto-tidy ran").await?;
+    run_logged(state, req, options, "auto-tidy ran").await?;
     Ok(())
 }
 

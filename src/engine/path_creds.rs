@@ -8,22 +8,22 @@
 //! (`disable_custom_api_keys`) makes the key itself; its index entry is then written after
 //! `/key/generate`, still before the WAL entry goes.
 //!
-//! [`key_index`]: crate::key_index
+//! [`key_index`]: crate::engine::key_index
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
 
-use crate::backend::LiteLlm;
-use crate::client::{ChosenKey, GenerateKeyRequest, duration_string};
+use crate::engine::MountState;
+use crate::engine::client::{ChosenKey, GenerateKeyRequest, duration_string};
+use crate::engine::key_index::{self, IndexEntry};
+use crate::engine::path_roles::{self, KeyOwner, Role};
+use crate::engine::secret_key::{self, KeyLease};
 use crate::framework::lease::{MountLeaseLimits, TtlRequest, calculate_ttl, human_duration};
 use crate::framework::{
     Error, Field, FieldType, LeaseOptions, Operation, Path, Request, Response, Result, handler, wal,
 };
-use crate::key_index::{self, IndexEntry};
-use crate::path_roles::{self, KeyOwner, Role};
-use crate::secret_key::{self, KeyLease};
 
 static FIELDS: &[Field] = &[
     Field::new(
@@ -46,23 +46,23 @@ LiteLLM shortly after the lease, so it dies even if Vault never revokes it; rene
 extends it, and revoking the lease deletes it.";
 
 /// The `creds/<name>` path.
-pub fn path() -> Path<LiteLlm> {
+pub fn path() -> Path<MountState> {
     Path::new("creds/{name}", FIELDS)
         .operation(Operation::Read, handler(issue))
         .operation(Operation::Update, handler(issue))
         .help(SYNOPSIS, DESCRIPTION)
 }
 
-async fn issue(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+async fn issue(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     let role_name = path_roles::role_name(&req.data)?.to_string();
-    let role = backend
+    let role = state
         .role(&req.storage, &role_name)
         .await?
         .ok_or_else(|| Error::bad_request(format!("role {role_name:?} does not exist")))?;
     // Before the WAL entry and LiteLLM: a caller the role's templates cannot resolve costs nothing.
     let owner = role.key_owner(&req).await?;
     let alias = key_alias(&role.key_alias_prefix, &role_name);
-    let client = backend.client(&req.storage).await?;
+    let client = state.client(&req.storage).await?;
 
     // Choosing the secret here makes its hash known before the key exists, so the index entry
     // is written together with the WAL entry instead of after `/key/generate`.

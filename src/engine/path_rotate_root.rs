@@ -25,10 +25,10 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value, json};
 
-use crate::backend::LiteLlm;
-use crate::client::{Client, GenerateKeyRequest, GeneratedKey, OwnKey, duration_string};
+use crate::engine::MountState;
+use crate::engine::client::{Client, GenerateKeyRequest, GeneratedKey, OwnKey, duration_string};
+use crate::engine::path_config::{self, Config};
 use crate::framework::{Error, Field, Operation, Path, Request, Response, Result, handler};
-use crate::path_config::{self, Config};
 
 static FIELDS: &[Field] = &[];
 
@@ -65,13 +65,13 @@ const TOKEN_PREFIX_LEN: usize = 12;
 static ROTATION: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The `rotate-root` path.
-pub fn path() -> Path<LiteLlm> {
+pub fn path() -> Path<MountState> {
     Path::new("rotate-root", FIELDS)
         .operation(Operation::Update, handler(rotate))
         .help(SYNOPSIS, DESCRIPTION)
 }
 
-async fn rotate(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+async fn rotate(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     let _one_at_a_time = ROTATION.lock().await;
     let config = Config::load(&req.storage).await?.ok_or_else(|| {
         Error::bad_request("the LiteLLM connection is not configured: write to config first")
@@ -142,7 +142,7 @@ async fn rotate(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>>
     {
         return Err(discard(&current, &successor, &temporary, e.into()).await);
     }
-    backend.invalidate(path_config::STORAGE_KEY);
+    state.invalidate(path_config::STORAGE_KEY);
 
     // The successor is now the admin key. What follows only tidies up after the old one.
     let mut warnings = Vec::new();
@@ -324,7 +324,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::client::{KeyInfo, KeyStatus, parse_timestamp};
+    use crate::engine::client::{KeyInfo, KeyStatus, parse_timestamp};
 
     fn own_key(expires: Option<&str>, created_at: Option<&str>) -> OwnKey {
         let mut metadata = Map::new();

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::backend::LiteLlm;
-use crate::client::{Client, ClientConfig};
+use crate::engine::MountState;
+use crate::engine::client::{Client, ClientConfig};
 use crate::framework::{
     DefaultValue, Error, Field, FieldType, Operation, Path, Request, Response, Result, Storage,
     existence_check, handler,
@@ -103,7 +103,7 @@ impl Config {
 }
 
 /// The `config` path.
-pub fn path() -> Path<LiteLlm> {
+pub fn path() -> Path<MountState> {
     Path::new("config", FIELDS)
         .operation(Operation::Read, handler(read))
         .operation(Operation::Create, handler(write))
@@ -113,11 +113,11 @@ pub fn path() -> Path<LiteLlm> {
         .help(SYNOPSIS, DESCRIPTION)
 }
 
-async fn exists(_: Arc<LiteLlm>, req: Request) -> Result<bool> {
+async fn exists(_: Arc<MountState>, req: Request) -> Result<bool> {
     Ok(req.storage.get(STORAGE_KEY).await?.is_some())
 }
 
-async fn read(_: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+async fn read(_: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     let Some(config) = Config::load(&req.storage).await? else {
         return Ok(None);
     };
@@ -130,7 +130,7 @@ async fn read(_: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
     }))))
 }
 
-async fn write(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+async fn write(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     let d = &req.data;
     let existing = Config::load(&req.storage).await?;
     let creating = existing.is_none();
@@ -188,17 +188,17 @@ async fn write(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> 
         })?;
     }
     req.storage.put_json(STORAGE_KEY, &config, true).await?;
-    backend.invalidate(STORAGE_KEY);
+    state.invalidate(STORAGE_KEY);
     // No key is issued before the first config write, and every key issued by this version is
     // indexed: tidy may judge the keys created from here on.
-    crate::key_index::mark_start(&req.storage).await?;
+    crate::engine::key_index::mark_start(&req.storage).await?;
     tracing::info!(base_url = %config.base_url, created = creating, "LiteLLM connection configured");
     Ok(None)
 }
 
-async fn delete(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+async fn delete(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     req.storage.delete(STORAGE_KEY).await?;
-    backend.invalidate(STORAGE_KEY);
+    state.invalidate(STORAGE_KEY);
     Ok(None)
 }
 

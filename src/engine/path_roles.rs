@@ -8,12 +8,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::backend::LiteLlm;
+use crate::engine::MountState;
+use crate::engine::identity::{self, Template};
 use crate::framework::{
     DefaultValue, Error, Field, FieldData, FieldType, Operation, Path, Request, Response, Result,
     Storage, existence_check, handler,
 };
-use crate::identity::{self, Template};
 use crate::proto::logical;
 
 /// Storage prefix of role entries.
@@ -420,7 +420,7 @@ pub fn storage_key(name: &str) -> String {
 }
 
 /// The `roles/<name>` and `roles/` paths.
-pub fn paths() -> Vec<Path<LiteLlm>> {
+pub fn paths() -> Vec<Path<MountState>> {
     vec![
         Path::new("roles/", LIST_FIELDS)
             .operation(Operation::List, handler(list))
@@ -442,7 +442,7 @@ pub fn role_name(d: &FieldData) -> Result<&str> {
     Ok(name)
 }
 
-async fn exists(_: Arc<LiteLlm>, req: Request) -> Result<bool> {
+async fn exists(_: Arc<MountState>, req: Request) -> Result<bool> {
     // An invalid name does not exist: the write then refuses it with a 400 naming the field,
     // where an error here would reach the caller as a 500 "internal error".
     let Ok(name) = role_name(&req.data) else {
@@ -451,16 +451,16 @@ async fn exists(_: Arc<LiteLlm>, req: Request) -> Result<bool> {
     Ok(req.storage.get(&storage_key(name)).await?.is_some())
 }
 
-async fn list(_: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+async fn list(_: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     Ok(Some(Response::list(
         req.storage.list(STORAGE_PREFIX).await?,
     )))
 }
 
-async fn read(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+async fn read(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     let name = role_name(&req.data)?;
     // The role issue uses, from the same cache.
-    let Some(role) = backend.role(&req.storage, name).await? else {
+    let Some(role) = state.role(&req.storage, name).await? else {
         return Ok(None);
     };
     Ok(Some(Response::data(json!({
@@ -482,20 +482,20 @@ async fn read(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
     }))))
 }
 
-async fn write(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+async fn write(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     let name = role_name(&req.data)?;
     let mut role = Role::load(&req.storage, name).await?.unwrap_or_default();
     role.apply(&req.data)?;
     let key = storage_key(name);
     req.storage.put_json(&key, &role, false).await?;
-    backend.invalidate(&key);
+    state.invalidate(&key);
     Ok(None)
 }
 
-async fn delete(backend: Arc<LiteLlm>, req: Request) -> Result<Option<Response>> {
+async fn delete(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     let key = storage_key(role_name(&req.data)?);
     req.storage.delete(&key).await?;
-    backend.invalidate(&key);
+    state.invalidate(&key);
     Ok(None)
 }
 

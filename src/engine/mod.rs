@@ -1,0 +1,69 @@
+//! The LiteLLM secrets engine: one module per path, as a Vault developer expects.
+//!
+//! - [`state`]: what one mount shares between requests (client and role caches).
+//! - [`path_config`]: the connection to LiteLLM; [`path_rotate_root`]: replacing the admin key
+//!   with one only Vault knows.
+//! - [`path_roles`]: what a credential may do; [`identity`]: a role's identity templates.
+//! - [`path_creds`]: issuing a key; [`secret_key`]: its lease (renew, revoke, WAL rollback).
+//! - [`key_index`]: the keys this mount issued and has not revoked.
+//! - [`path_tidy`]: `tidy` and `config/auto-tidy`, deleting keys no lease accounts for.
+//! - [`client`]: LiteLLM's key API.
+
+pub mod client;
+pub mod identity;
+pub mod key_index;
+pub mod path_config;
+pub mod path_creds;
+pub mod path_roles;
+pub mod path_rotate_root;
+pub mod path_tidy;
+pub mod secret_key;
+pub mod state;
+
+use std::sync::Arc;
+
+use crate::framework::{self, Backend, SpecialPaths};
+pub use state::MountState;
+
+const BACKEND_HELP: &str = "\
+The LiteLLM secrets engine issues short-lived LiteLLM virtual keys under Vault leases.
+
+Configure the connection to the LiteLLM proxy at `config`, define roles at `roles/<name>`, and
+read `creds/<name>` to get a key. Renewing a lease extends the key's \
+expiry in LiteLLM; revoking or expiring it deletes the key. When the configured key is a
+virtual key of a LiteLLM admin, `rotate-root` replaces it with one that only Vault knows.";
+
+/// How old a WAL entry must be before rollback undoes it. `LITELLM_PLUGIN_WAL_MIN_AGE` (a
+/// duration such as `30s`) overrides the framework's 10 minutes, e.g. for tests; it must stay
+/// longer than the slowest issue, or rollback would delete keys of issues still in flight.
+pub fn wal_rollback_min_age() -> std::time::Duration {
+    std::env::var("LITELLM_PLUGIN_WAL_MIN_AGE")
+        .ok()
+        .and_then(|v| humantime::parse_duration(&v).ok())
+        .unwrap_or(framework::wal::DEFAULT_ROLLBACK_MIN_AGE)
+}
+
+/// Builds the engine for one mount.
+pub fn factory() -> Backend<MountState> {
+    let mut backend = Backend::new(Arc::new(MountState::default()), BACKEND_HELP);
+    backend.paths.push(path_config::path());
+    backend.paths.push(path_rotate_root::path());
+    backend.paths.extend(path_roles::paths());
+    backend.paths.push(path_creds::path());
+    backend.paths.extend(path_tidy::paths());
+    backend.secrets.push(secret_key::secret_type());
+    backend.wal_rollback = Some(framework::wal::rollback_fn(secret_key::rollback));
+    backend.wal_rollback_min_age = wal_rollback_min_age();
+    backend.periodic = Some(framework::periodic_fn(path_tidy::periodic));
+    backend.special_paths = SpecialPaths {
+        seal_wrap_storage: vec![path_config::STORAGE_KEY.to_string()],
+        local_storage: vec![
+            framework::wal::WAL_PREFIX.to_string(),
+            key_index::PREFIX.to_string(),
+            key_index::STATE_PREFIX.to_string(),
+        ],
+        ..SpecialPaths::default()
+    };
+    backend.invalidate = Some(Arc::new(MountState::invalidate));
+    backend
+}
