@@ -146,7 +146,8 @@ async fn tidy_deletes_orphans_only() {
     wal::put(
         &engine.storage,
         "litellm_key",
-        json!({ "key_alias": in_flight }),
+        &json!({ "key_alias": in_flight }),
+        SystemTime::now(),
     )
     .await
     .unwrap();

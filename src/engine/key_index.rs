@@ -98,11 +98,10 @@ pub async fn list(storage: &Storage) -> Result<Vec<String>, StorageError> {
 /// Records that this mount indexes every key it issues from now on, unless already recorded.
 /// Any time after the indexing plugin started is correct; earlier is better, since `tidy`
 /// judges only keys created after it.
-pub async fn mark_start(storage: &Storage) -> Result<SystemTime, StorageError> {
+pub async fn mark_start(storage: &Storage, now: SystemTime) -> Result<SystemTime, StorageError> {
     if let Some(since) = started(storage).await? {
         return Ok(since);
     }
-    let now = SystemTime::now();
     let millis = now
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -184,10 +183,10 @@ mod tests {
     async fn the_start_is_recorded_once() {
         let s = Storage::memory();
         assert_eq!(started(&s).await.unwrap(), None);
-        let first = mark_start(&s).await.unwrap();
+        let first = mark_start(&s, SystemTime::now()).await.unwrap();
         let stored = started(&s).await.unwrap().unwrap();
         // Stored with millisecond precision.
         assert!(first.duration_since(stored).unwrap() < Duration::from_millis(1));
-        assert_eq!(mark_start(&s).await.unwrap(), stored);
+        assert_eq!(mark_start(&s, SystemTime::now()).await.unwrap(), stored);
     }
 }

@@ -191,7 +191,7 @@ async fn write(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
     state.invalidate(STORAGE_KEY);
     // No key is issued before the first config write, and every key issued by this version is
     // indexed: tidy may judge the keys created from here on.
-    crate::engine::key_index::mark_start(&req.storage).await?;
+    crate::engine::key_index::mark_start(&req.storage, req.now).await?;
     tracing::info!(base_url = %config.base_url, created = creating, "LiteLLM connection configured");
     Ok(None)
 }

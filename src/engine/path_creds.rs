@@ -19,7 +19,7 @@ use crate::engine::MountState;
 use crate::engine::client::{ChosenKey, GenerateKeyRequest, duration_string};
 use crate::engine::key_index::{self, IndexEntry};
 use crate::engine::path_roles::{self, KeyOwner, Role};
-use crate::engine::secret_key::{self, KeyLease};
+use crate::engine::secret_key::{self, IssueWal, KeyLease};
 use crate::framework::lease::{MountLeaseLimits, TtlRequest, calculate_ttl, human_duration};
 use crate::framework::{
     Error, Field, FieldType, LeaseOptions, Operation, Path, Request, Response, Result, handler, wal,
@@ -71,13 +71,16 @@ async fn issue(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
         .then(ChosenKey::random)
         .flatten();
     let pre_indexed = chosen.as_ref().map(ChosenKey::token);
-    let issued_at = SystemTime::now();
+    let issued_at = req.now;
     let index_entry = IndexEntry::new(&alias, &role_name, issued_at);
-    let wal_entry = json!({ "key_alias": alias, "token_id": pre_indexed });
+    let wal_entry = IssueWal {
+        key_alias: alias.clone(),
+        token_id: pre_indexed.clone(),
+    };
     // Independent, so concurrent: one host call each.
     let (limits, wal_id, indexed) = tokio::join!(
         req.system.lease_limits_for(role.ttl()),
-        wal::put(&req.storage, secret_key::WAL_KIND, wal_entry),
+        wal::put(&req.storage, secret_key::WAL_KIND, &wal_entry, issued_at),
         async {
             match &pre_indexed {
                 Some(token) => key_index::put(&req.storage, token, &index_entry).await,

@@ -88,7 +88,7 @@ async fn rotate(state: Arc<MountState>, req: Request) -> Result<Option<Response>
         .ok_or_else(|| Error::bad_request(MASTER_KEY_REFUSED))?;
     let old_alias = own.info.key_alias.clone();
     let temporary = temporary_alias(old_alias.as_deref());
-    let (request, extra) = successor_request(&own, &temporary, SystemTime::now())?;
+    let (request, extra) = successor_request(&own, &temporary, req.now)?;
 
     let successor = match current.generate_with(&request, &extra).await {
         Ok(successor) => successor,
@@ -113,7 +113,7 @@ async fn rotate(state: Arc<MountState>, req: Request) -> Result<Option<Response>
 
     let mut next = config.clone();
     next.master_key = successor.key.clone();
-    next.last_rotated = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    next.last_rotated = humantime::format_rfc3339_seconds(req.now).to_string();
     let next_client = match client_for(&next) {
         Ok(client) => client,
         Err(e) => return Err(discard(&current, &successor, &temporary, e).await),

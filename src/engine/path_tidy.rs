@@ -39,7 +39,7 @@ use crate::engine::client::{Client, KeyStatus, ListedKey};
 use crate::engine::key_index;
 use crate::engine::path_config::Config;
 use crate::engine::path_roles::{self, Role};
-use crate::engine::secret_key;
+use crate::engine::secret_key::{self, IssueWal};
 use crate::engine::{self, MountState};
 use crate::framework::{
     DefaultValue, Error, Field, FieldType, Operation, Path, Request, Response, Result, Storage,
@@ -148,6 +148,7 @@ pub async fn run(
     storage: &Storage,
     mount_point: &str,
     options: TidyOptions,
+    now: SystemTime,
 ) -> Result<TidyReport> {
     if mount_point.is_empty() {
         return Err(Error::bad_request(
@@ -155,8 +156,7 @@ pub async fn run(
         ));
     }
     // Keys created from now on are all indexed; older ones may predate the index.
-    let index_since = key_index::mark_start(storage).await?;
-    let now = SystemTime::now();
+    let index_since = key_index::mark_start(storage, now).await?;
     let stems = role_alias_stems(storage).await?;
 
     // 1. LiteLLM, 2. the WAL, 3. the index: see the module docs for why in this order.
@@ -265,7 +265,7 @@ async fn run_logged(
     message: &'static str,
 ) -> Result<TidyReport> {
     let client = state.client(&req.storage).await?;
-    let report = run(&client, &req.storage, &req.mount_point, options).await?;
+    let report = run(&client, &req.storage, &req.mount_point, options, req.now).await?;
     tracing::info!(
         deleted = report.deleted.len(),
         kept = report.kept,
@@ -385,7 +385,7 @@ async fn auto_tidy(state: &MountState, req: &Request) -> Result<()> {
     if !settings.enabled {
         return Ok(());
     }
-    let now = SystemTime::now();
+    let now = req.now;
     let interval = Duration::from_secs(settings.interval_duration);
     // A clock that went back counts as due rather than stalling the schedule.
     let due = match last_auto_tidy(&req.storage).await? {
@@ -457,8 +457,9 @@ async fn issues_in_flight(
         if entry.kind != secret_key::WAL_KIND || entry.age(now) >= min_age {
             continue;
         }
-        if let Some(alias) = entry.data.get("key_alias").and_then(Value::as_str) {
-            aliases.insert(alias.to_string());
+        // An entry of this kind that does not decode guards no key we could name.
+        if let Ok(wal) = entry.decode::<IssueWal>() {
+            aliases.insert(wal.key_alias);
         }
     }
     Ok(aliases)

@@ -4,7 +4,7 @@
 //! key's hash — never the key itself.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -29,6 +29,17 @@ pub const EXPIRY_BUFFER: Duration = Duration::from_secs(5);
 /// After this long a WAL entry is dropped with a warning, so one that can never be undone does
 /// not retry forever (the key has long expired in LiteLLM by then anyway).
 pub const WAL_GIVE_UP_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// The WAL payload of an issue: which key to delete should the issue not reach its lease.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IssueWal {
+    /// The key's alias: rollback deletes by it, since the key's hash may be unknown.
+    pub key_alias: String,
+    /// The key's hash when the plugin chose the key (and indexed it before it existed); `None`
+    /// when LiteLLM makes the key, and in entries of versions before the key index.
+    #[serde(default)]
+    pub token_id: Option<String>,
+}
 
 /// What a lease remembers about its key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,7 +104,7 @@ async fn renew(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
         start_time: Some(options.issue_time),
         ..TtlRequest::default()
     };
-    let calculated = calculate_ttl(limits, ttl_request, SystemTime::now())
+    let calculated = calculate_ttl(limits, ttl_request, req.now)
         .map_err(|e| Error::bad_request(e.to_string()))?;
     client
         .extend(&key.token_id, (calculated.ttl + EXPIRY_BUFFER).as_secs())
@@ -151,17 +162,21 @@ pub async fn rollback(state: Arc<MountState>, req: Request, entry: WalEntry) -> 
         tracing::warn!(kind = %entry.kind, "dropping WAL entry of unknown kind");
         return Ok(());
     }
-    let alias = entry
-        .data
-        .get("key_alias")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let IssueWal {
+        key_alias: alias,
+        token_id,
+    } = match entry.decode() {
+        Ok(wal) => wal,
+        Err(e) => {
+            tracing::warn!(error = %e, "dropping an unreadable issue WAL entry");
+            return Ok(());
+        }
+    };
     if alias.is_empty() {
         tracing::warn!("dropping WAL entry without a key alias");
         return Ok(());
     }
-    if entry.age(SystemTime::now()) > WAL_GIVE_UP_AGE {
+    if entry.age(req.now) > WAL_GIVE_UP_AGE {
         tracing::warn!(key_alias = %alias, "giving up rolling back a key after 24h; it may still exist in LiteLLM until it expires");
         return Ok(());
     }
@@ -172,8 +187,8 @@ pub async fn rollback(state: Arc<MountState>, req: Request, entry: WalEntry) -> 
         .map_err(|e| Error::Upstream(format!("rollback of key {alias}: {e}")))?;
     // Issues index a key they chose before creating it; WAL entries of older versions and of
     // keys LiteLLM made carry no hash.
-    if let Some(token_id) = entry.data.get("token_id").and_then(Value::as_str) {
-        crate::engine::key_index::remove(&req.storage, token_id).await?;
+    if let Some(token_id) = token_id {
+        crate::engine::key_index::remove(&req.storage, &token_id).await?;
     }
     tracing::info!(key_alias = %alias, "rolled back a key whose issue did not complete");
     Ok(())

@@ -15,8 +15,10 @@
 //! - [`storage`], [`system_view`]: the host services a request may use; [`cache`] keeps
 //!   values derived from storage until they change.
 //! - [`help`]: `path-help` texts and the OpenAPI document.
+//! - [`clock`]: where requests read the time (movable in tests).
 
 pub mod cache;
+pub mod clock;
 pub mod field;
 pub mod help;
 pub mod lease;
@@ -28,15 +30,16 @@ pub mod wal;
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
+pub use clock::Clock;
 pub use field::{DefaultValue, Field, FieldData, FieldError, FieldType};
 pub use path::{Handler, Operation, Path, existence_check, handler};
 pub use secret::{LeaseOptions, LeaseSecret, SecretType};
 pub use storage::{Storage, StorageError};
-pub use system_view::SystemView;
+pub use system_view::{SystemView, SystemViewError};
 pub use wal::{WalEntry, WalRollback};
 
 /// A boxed, sendable future, as handlers return.
@@ -105,6 +108,12 @@ impl From<StorageError> for Error {
     }
 }
 
+impl From<SystemViewError> for Error {
+    fn from(e: SystemViewError) -> Error {
+        Error::Internal(e.to_string())
+    }
+}
+
 /// A request as the host sent it, before routing.
 #[derive(Debug, Clone, Default)]
 pub struct RawRequest {
@@ -148,11 +157,18 @@ pub struct Request {
     pub storage: Storage,
     /// The host's system view (lease limits, identity).
     pub system: SystemView,
+    /// When the request arrived, from the backend's [`Clock`]: handlers read the time here.
+    pub now: SystemTime,
 }
 
 impl Request {
     /// A request the host's periodic `rollback` tick stands for: no caller, no input.
-    pub fn internal(mount_point: &str, storage: &Storage, system: &SystemView) -> Request {
+    pub fn internal(
+        mount_point: &str,
+        storage: &Storage,
+        system: &SystemView,
+        now: SystemTime,
+    ) -> Request {
         let raw = RawRequest {
             mount_point: mount_point.to_string(),
             ..RawRequest::default()
@@ -163,6 +179,7 @@ impl Request {
             FieldData::empty(),
             storage.clone(),
             system.clone(),
+            now,
         )
     }
 
@@ -173,6 +190,7 @@ impl Request {
         data: FieldData,
         storage: Storage,
         system: SystemView,
+        now: SystemTime,
     ) -> Request {
         Request {
             id: raw.id,
@@ -185,6 +203,7 @@ impl Request {
             entity_id: raw.entity_id,
             storage,
             system,
+            now,
         }
     }
 }
@@ -277,6 +296,8 @@ pub struct Backend<S> {
     pub invalidate: Option<Invalidate<S>>,
     /// Runs on every `rollback` tick, before the WAL rollback.
     pub periodic: Option<Periodic<S>>,
+    /// Where requests read the time.
+    pub clock: Clock,
 }
 
 impl<S: Send + Sync + 'static> Backend<S> {
@@ -292,6 +313,7 @@ impl<S: Send + Sync + 'static> Backend<S> {
             wal_rollback_min_age: wal::DEFAULT_ROLLBACK_MIN_AGE,
             invalidate: None,
             periodic: None,
+            clock: Clock::system(),
         }
     }
 
@@ -361,7 +383,7 @@ impl<S: Send + Sync + 'static> Backend<S> {
         let Some(periodic) = &self.periodic else {
             return Ok(());
         };
-        let request = Request::internal(&raw.mount_point, storage, system);
+        let request = Request::internal(&raw.mount_point, storage, system, self.clock.now());
         periodic(self.state.clone(), request)
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "periodic function failed"))
@@ -421,7 +443,8 @@ impl<S: Send + Sync + 'static> Backend<S> {
                 .ok_or_else(|| Error::bad_request("lease is not renewable"))?,
             _ => &secret_type.revoke,
         };
-        let request = Request::new(operation, raw, FieldData::empty(), storage, system);
+        let now = self.clock.now();
+        let request = Request::new(operation, raw, FieldData::empty(), storage, system, now);
         handler(self.state.clone(), request).await
     }
 
@@ -448,6 +471,7 @@ impl<S: Send + Sync + 'static> Backend<S> {
         for (name, value) in captures {
             data.insert_capture(name, value);
         }
-        Ok((path, Request::new(operation, raw, data, storage, system)))
+        let request = Request::new(operation, raw, data, storage, system, self.clock.now());
+        Ok((path, request))
     }
 }

@@ -1,54 +1,53 @@
-//! The mount's storage: the host's `pb.Storage` service over the broker connection, or an
-//! in-memory map for tests.
+//! The mount's storage: whatever the host serves (the transport implements [`StorageBackend`]
+//! over the broker connection), or an in-memory map for tests.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-use crate::proto::pb;
-use crate::proto::pb::storage_client::StorageClient;
-use crate::transport::host_channel::HostChannel;
 
 /// A storage failure (host unreachable, storage refused, undecodable entry).
 #[derive(Debug, thiserror::Error)]
 #[error("storage: {0}")]
 pub struct StorageError(pub String);
 
-/// A mount's storage view; keys are relative to the mount. Cheap to clone.
-#[derive(Clone)]
-pub enum Storage {
-    /// The host's storage, reached through the broker.
-    Host(StorageClient<HostChannel>),
-    /// A process-local map (tests).
-    Memory(Arc<Mutex<BTreeMap<String, Vec<u8>>>>),
+/// What a storage call returns: a boxed future borrowing the storage and the key.
+pub type StorageFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
+
+/// The four operations every Vault host serves on a mount's storage (HashiCorp's and
+/// OpenBao's alike; OpenBao's transactions are not used). Keys are relative to the mount.
+pub trait StorageBackend: Send + Sync {
+    /// Reads an entry; `None` when the key does not exist.
+    fn get<'a>(&'a self, key: &'a str) -> StorageFuture<'a, Option<Vec<u8>>>;
+    /// Writes an entry. `seal_wrap` asks seals that support it to wrap the value again.
+    fn put<'a>(&'a self, key: &'a str, value: Vec<u8>, seal_wrap: bool) -> StorageFuture<'a, ()>;
+    /// Deletes an entry; deleting a missing key succeeds.
+    fn delete<'a>(&'a self, key: &'a str) -> StorageFuture<'a, ()>;
+    /// Lists the next path segment under `prefix`; sub-folders end in `/`.
+    fn list<'a>(&'a self, prefix: &'a str) -> StorageFuture<'a, Vec<String>>;
 }
 
+/// A mount's storage view. Cheap to clone.
+#[derive(Clone)]
+pub struct Storage(Arc<dyn StorageBackend>);
+
 impl Storage {
+    /// Storage served by `backend`.
+    pub fn new(backend: impl StorageBackend + 'static) -> Storage {
+        Storage(Arc::new(backend))
+    }
+
     /// Empty in-memory storage.
     pub fn memory() -> Storage {
-        Storage::Memory(Arc::default())
+        Storage::new(MemoryStorage::default())
     }
 
     /// Reads an entry; `None` when the key does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        match self {
-            Storage::Host(client) => {
-                let reply = client
-                    .clone()
-                    .get(pb::StorageGetArgs {
-                        key: key.to_string(),
-                        txn: String::new(),
-                    })
-                    .await
-                    .map_err(rpc_error)?
-                    .into_inner();
-                host_result(&reply.err)?;
-                Ok(reply.entry.map(|e| e.value))
-            }
-            Storage::Memory(map) => Ok(lock(map)?.get(key).cloned()),
-        }
+        self.0.get(key).await
     }
 
     /// Writes an entry. `seal_wrap` asks seals that support it to wrap the value again.
@@ -58,83 +57,17 @@ impl Storage {
         value: Vec<u8>,
         seal_wrap: bool,
     ) -> Result<(), StorageError> {
-        match self {
-            Storage::Host(client) => {
-                let entry = pb::StorageEntry {
-                    key: key.to_string(),
-                    value,
-                    seal_wrap,
-                };
-                let reply = client
-                    .clone()
-                    .put(pb::StoragePutArgs {
-                        entry: Some(entry),
-                        txn: String::new(),
-                    })
-                    .await
-                    .map_err(rpc_error)?
-                    .into_inner();
-                host_result(&reply.err)
-            }
-            Storage::Memory(map) => {
-                lock(map)?.insert(key.to_string(), value);
-                Ok(())
-            }
-        }
+        self.0.put(key, value, seal_wrap).await
     }
 
     /// Deletes an entry; deleting a missing key succeeds.
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        match self {
-            Storage::Host(client) => {
-                let reply = client
-                    .clone()
-                    .delete(pb::StorageDeleteArgs {
-                        key: key.to_string(),
-                        txn: String::new(),
-                    })
-                    .await
-                    .map_err(rpc_error)?
-                    .into_inner();
-                host_result(&reply.err)
-            }
-            Storage::Memory(map) => {
-                lock(map)?.remove(key);
-                Ok(())
-            }
-        }
+        self.0.delete(key).await
     }
 
     /// Lists the next path segment under `prefix`; sub-folders end in `/`.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        match self {
-            Storage::Host(client) => {
-                let reply = client
-                    .clone()
-                    .list(pb::StorageListArgs {
-                        prefix: prefix.to_string(),
-                        txn: String::new(),
-                    })
-                    .await
-                    .map_err(rpc_error)?
-                    .into_inner();
-                host_result(&reply.err)?;
-                Ok(reply.keys)
-            }
-            Storage::Memory(map) => {
-                let map = lock(map)?;
-                let mut keys: Vec<String> = map
-                    .keys()
-                    .filter_map(|k| k.strip_prefix(prefix))
-                    .map(|rest| match rest.find('/') {
-                        Some(i) => rest[..=i].to_string(),
-                        None => rest.to_string(),
-                    })
-                    .collect();
-                keys.dedup();
-                Ok(keys)
-            }
-        }
+        self.0.list(prefix).await
     }
 
     /// Reads and decodes a JSON entry.
@@ -163,21 +96,52 @@ impl Storage {
     }
 }
 
-fn rpc_error(status: tonic::Status) -> StorageError {
-    StorageError(status.message().to_string())
-}
+/// A process-local map, as Go's `logical.InmemStorage` (tests).
+#[derive(Default)]
+pub struct MemoryStorage(Mutex<BTreeMap<String, Vec<u8>>>);
 
-fn host_result(err: &str) -> Result<(), StorageError> {
-    if err.is_empty() {
-        Ok(())
-    } else {
-        Err(StorageError(err.to_string()))
+impl MemoryStorage {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, Vec<u8>>>, StorageError> {
+        self.0
+            .lock()
+            .map_err(|_| StorageError("in-memory storage poisoned".to_string()))
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, StorageError> {
-    m.lock()
-        .map_err(|_| StorageError("in-memory storage poisoned".to_string()))
+impl StorageBackend for MemoryStorage {
+    fn get<'a>(&'a self, key: &'a str) -> StorageFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move { Ok(self.lock()?.get(key).cloned()) })
+    }
+
+    fn put<'a>(&'a self, key: &'a str, value: Vec<u8>, _seal_wrap: bool) -> StorageFuture<'a, ()> {
+        Box::pin(async move {
+            self.lock()?.insert(key.to_string(), value);
+            Ok(())
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> StorageFuture<'a, ()> {
+        Box::pin(async move {
+            self.lock()?.remove(key);
+            Ok(())
+        })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> StorageFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let map = self.lock()?;
+            let mut keys: Vec<String> = map
+                .keys()
+                .filter_map(|k| k.strip_prefix(prefix))
+                .map(|rest| match rest.find('/') {
+                    Some(i) => rest[..=i].to_string(),
+                    None => rest.to_string(),
+                })
+                .collect();
+            keys.dedup();
+            Ok(keys)
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,22 +1,75 @@
-//! The host's system view: lease limits of this mount and identity lookups.
+//! The host's system view: lease limits of this mount and identity lookups. The transport
+//! implements [`SystemViewBackend`] over the broker connection; [`FixedSystemView`] answers
+//! tests, as Go's `logical.StaticSystemView` does.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::lease::MountLeaseLimits;
-use super::storage::StorageError;
 use crate::proto::logical;
-use crate::proto::pb;
-use crate::proto::pb::system_view_client::SystemViewClient;
-use crate::transport::host_channel::HostChannel;
+
+/// The host could not answer a system-view call.
+#[derive(Debug, thiserror::Error)]
+#[error("system view: {0}")]
+pub struct SystemViewError(pub String);
+
+/// What a system-view call returns.
+pub type SystemViewFuture<'a, T> =
+    Pin<Box<dyn Future<Output = Result<T, SystemViewError>> + Send + 'a>>;
+
+/// The system-view calls the framework makes of its host.
+pub trait SystemViewBackend: Send + Sync {
+    /// The mount's default lease TTL (mount tuning included).
+    fn default_lease_ttl(&self) -> SystemViewFuture<'_, Duration>;
+    /// The mount's maximum lease TTL (mount tuning included).
+    fn max_lease_ttl(&self) -> SystemViewFuture<'_, Duration>;
+    /// The identity entity `id`, or `None` when the host knows no such entity.
+    fn entity<'a>(&'a self, id: &'a str) -> SystemViewFuture<'a, Option<logical::Entity>>;
+}
 
 /// Read access to the host's view of this mount. Cheap to clone.
 #[derive(Clone)]
-pub enum SystemView {
-    /// The host's `pb.SystemView`, reached through the broker.
-    Host(SystemViewClient<HostChannel>),
-    /// Fixed answers (tests).
-    Fixed(FixedSystemView),
+pub struct SystemView(Arc<dyn SystemViewBackend>);
+
+impl SystemView {
+    /// A system view served by `backend`.
+    pub fn new(backend: impl SystemViewBackend + 'static) -> SystemView {
+        SystemView(Arc::new(backend))
+    }
+
+    /// This mount's default and maximum lease TTLs (mount tuning included).
+    pub async fn lease_limits(&self) -> Result<MountLeaseLimits, SystemViewError> {
+        let (default_ttl, max_ttl) =
+            tokio::try_join!(self.0.default_lease_ttl(), self.0.max_lease_ttl())?;
+        Ok(MountLeaseLimits {
+            default_ttl,
+            max_ttl,
+        })
+    }
+
+    /// The limits `calculate_ttl` needs for a lease that asks for `own_ttl` itself (a role's TTL
+    /// or a renewal's increment). When that is non-zero the mount default cannot matter, so it is
+    /// not fetched (one host call less on the hot path) and reported as zero.
+    pub async fn lease_limits_for(
+        &self,
+        own_ttl: Duration,
+    ) -> Result<MountLeaseLimits, SystemViewError> {
+        if own_ttl.is_zero() {
+            return self.lease_limits().await;
+        }
+        Ok(MountLeaseLimits {
+            default_ttl: Duration::ZERO,
+            max_ttl: self.0.max_lease_ttl().await?,
+        })
+    }
+
+    /// The identity entity `id`, or `None` when the host knows no such entity.
+    pub async fn entity(&self, id: &str) -> Result<Option<logical::Entity>, SystemViewError> {
+        self.0.entity(id).await
+    }
 }
 
 /// Fixed system-view answers for tests.
@@ -41,81 +94,16 @@ impl Default for FixedSystemView {
     }
 }
 
-impl SystemView {
-    /// This mount's default and maximum lease TTLs (mount tuning included).
-    pub async fn lease_limits(&self) -> Result<MountLeaseLimits, StorageError> {
-        match self {
-            SystemView::Host(client) => {
-                let mut c1 = client.clone();
-                let mut c2 = client.clone();
-                let (default_ttl, max_ttl) = tokio::try_join!(
-                    c1.default_lease_ttl(pb::Empty {}),
-                    c2.max_lease_ttl(pb::Empty {})
-                )
-                .map_err(|s| StorageError(format!("system view: {}", s.message())))?;
-                Ok(MountLeaseLimits {
-                    default_ttl: nanos(default_ttl.into_inner().ttl),
-                    max_ttl: nanos(max_ttl.into_inner().ttl),
-                })
-            }
-            SystemView::Fixed(f) => Ok(MountLeaseLimits {
-                default_ttl: f.default_ttl,
-                max_ttl: f.max_ttl,
-            }),
-        }
+impl SystemViewBackend for FixedSystemView {
+    fn default_lease_ttl(&self) -> SystemViewFuture<'_, Duration> {
+        Box::pin(async move { Ok(self.default_ttl) })
     }
 
-    /// The limits `calculate_ttl` needs for a lease that asks for `own_ttl` itself (a role's TTL
-    /// or a renewal's increment). When that is non-zero the mount default cannot matter, so it is
-    /// not fetched (one host call less on the hot path) and reported as zero.
-    pub async fn lease_limits_for(
-        &self,
-        own_ttl: Duration,
-    ) -> Result<MountLeaseLimits, StorageError> {
-        if own_ttl.is_zero() {
-            return self.lease_limits().await;
-        }
-        let max_ttl = match self {
-            SystemView::Host(client) => nanos(
-                client
-                    .clone()
-                    .max_lease_ttl(pb::Empty {})
-                    .await
-                    .map_err(|s| StorageError(format!("system view: {}", s.message())))?
-                    .into_inner()
-                    .ttl,
-            ),
-            SystemView::Fixed(f) => f.max_ttl,
-        };
-        Ok(MountLeaseLimits {
-            default_ttl: Duration::ZERO,
-            max_ttl,
-        })
+    fn max_lease_ttl(&self) -> SystemViewFuture<'_, Duration> {
+        Box::pin(async move { Ok(self.max_ttl) })
     }
 
-    /// The identity entity `id`, or `None` when the host knows no such entity.
-    pub async fn entity(&self, id: &str) -> Result<Option<logical::Entity>, StorageError> {
-        match self {
-            SystemView::Host(client) => {
-                let reply = client
-                    .clone()
-                    .entity_info(pb::EntityInfoArgs {
-                        entity_id: id.to_string(),
-                    })
-                    .await
-                    .map_err(|s| StorageError(format!("system view: {}", s.message())))?
-                    .into_inner();
-                if !reply.err.is_empty() {
-                    return Err(StorageError(format!("system view: {}", reply.err)));
-                }
-                Ok(reply.entity)
-            }
-            SystemView::Fixed(f) => Ok(f.entities.get(id).cloned()),
-        }
+    fn entity<'a>(&'a self, id: &'a str) -> SystemViewFuture<'a, Option<logical::Entity>> {
+        Box::pin(async move { Ok(self.entities.get(id).cloned()) })
     }
-}
-
-/// A Go `time.Duration` (int64 nanoseconds) as a `Duration`; negatives become zero.
-pub fn nanos(ns: i64) -> Duration {
-    Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
 }

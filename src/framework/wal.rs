@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -34,6 +35,11 @@ pub struct WalEntry {
 }
 
 impl WalEntry {
+    /// The payload as the type its writer stored.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.data)
+    }
+
     /// How long ago the entry was written.
     pub fn age(&self, now: SystemTime) -> Duration {
         let now = now
@@ -57,10 +63,17 @@ where
     Arc::new(move |state, req, entry| Box::pin(f(state, req, entry)))
 }
 
-/// Writes a WAL entry and returns its id.
-pub async fn put(storage: &Storage, kind: &str, data: Value) -> Result<String, StorageError> {
+/// Writes a WAL entry of `kind` holding `data`, made at `now`, and returns its id.
+pub async fn put<T: Serialize>(
+    storage: &Storage,
+    kind: &str,
+    data: &T,
+    now: SystemTime,
+) -> Result<String, StorageError> {
+    let data = serde_json::to_value(data)
+        .map_err(|e| StorageError(format!("encoding a {kind:?} WAL entry: {e}")))?;
     let id = uuid::Uuid::new_v4().to_string();
-    let created_at = SystemTime::now()
+    let created_at = now
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
@@ -102,7 +115,7 @@ pub(super) async fn rollback<S: Send + Sync + 'static>(
         return Ok(());
     };
     let immediate = raw.data.contains_key("immediate");
-    let now = SystemTime::now();
+    let now = backend.clock.now();
     for id in list(&storage).await? {
         let entry = match get(&storage, &id).await {
             Ok(Some(entry)) => entry,
@@ -115,7 +128,7 @@ pub(super) async fn rollback<S: Send + Sync + 'static>(
         if !immediate && entry.age(now) < backend.wal_rollback_min_age {
             continue;
         }
-        let request = Request::internal(&raw.mount_point, &storage, &system);
+        let request = Request::internal(&raw.mount_point, &storage, &system, now);
         match undo(backend.state().clone(), request, entry.clone()).await {
             Ok(()) => delete(&storage, &id).await?,
             Err(e) => {

@@ -11,14 +11,12 @@ use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
 
 use super::broker::{self, Broker};
-use crate::framework::system_view::nanos;
+use super::host_services::{HostStorage, HostSystemView, nanos};
 use crate::framework::{
     self, ErrorKind, LeaseOptions, LeaseSecret, RawRequest, Storage, SystemView,
 };
 use crate::proto::pb;
 use crate::proto::pb::backend_server::Backend as BackendRpc;
-use crate::proto::pb::storage_client::StorageClient;
-use crate::proto::pb::system_view_client::SystemViewClient;
 
 /// Builds a fresh backend for a new mount.
 pub type Factory<S> = fn() -> framework::Backend<S>;
@@ -223,16 +221,10 @@ impl<S: Send + Sync + 'static> BackendRpc for BackendService<S> {
                 return Ok(Response::new(pb::SetupReply { err: e.to_string() }));
             }
         };
-        let storage = StorageClient::new(channel.clone())
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
-        let system = SystemViewClient::new(channel)
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
         let instance = Instance {
             backend: (self.factory)(),
-            storage: Storage::Host(storage),
-            system: SystemView::Host(system),
+            storage: Storage::new(HostStorage::new(channel.clone())),
+            system: SystemView::new(HostSystemView::new(channel)),
         };
         if let Ok(mut instances) = self.instances.write() {
             instances.insert(id.clone(), Arc::new(instance));

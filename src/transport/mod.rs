@@ -4,7 +4,7 @@
 //! ([`tls`]), listens on a Unix socket, serves the gRPC services the host calls
 //! ([`grpc_server`] routes them to [`backend_server`], [`broker`], [`services`]) and prints
 //! the handshake line. The plugin's own calls to the host's storage and system view go over
-//! [`host_channel`]. Both directions run on Unix sockets that wake the plugin for reads only
+//! [`host_channel`], as the framework's storage and system view ([`host_services`]). Both directions run on Unix sockets that wake the plugin for reads only
 //! ([`socket`]). Logs go to stderr in hclog's JSON format ([`log`]).
 
 pub mod backend_server;
@@ -12,6 +12,7 @@ pub mod broker;
 pub mod grpc_server;
 pub mod handshake;
 pub mod host_channel;
+pub mod host_services;
 pub mod log;
 pub mod services;
 pub mod socket;

@@ -39,7 +39,7 @@ impl Engine {
         let engine = Engine {
             backend: factory(),
             storage: Storage::memory(),
-            system: SystemView::Fixed(system),
+            system: SystemView::new(system),
             litellm,
         };
         let config = json!({"base_url": engine.litellm.url(), "master_key": MASTER_KEY, "request_timeout": "1s"});
