@@ -21,16 +21,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::layout::{INDEX_SINCE, KEY_INDEX};
 use crate::framework::{Storage, StorageError};
-
-/// Storage prefix of index entries (declared local storage).
-pub const PREFIX: &str = "keys/";
-
-/// Storage prefix of the index's own bookkeeping (declared local storage).
-pub const STATE_PREFIX: &str = "tidy/";
-
-/// When this mount started indexing its keys.
-const SINCE_KEY: &str = "tidy/index-since";
 
 /// What the index remembers about one key. The key itself is never stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,7 +84,7 @@ pub async fn contains(storage: &Storage, token_id: &str) -> Result<bool, Storage
 
 /// The hashes of all indexed keys.
 pub async fn list(storage: &Storage) -> Result<Vec<String>, StorageError> {
-    storage.list(PREFIX).await
+    storage.list(KEY_INDEX).await
 }
 
 /// Records that this mount indexes every key it issues from now on, unless already recorded.
@@ -108,7 +100,7 @@ pub async fn mark_start(storage: &Storage, now: SystemTime) -> Result<SystemTime
         .unwrap_or(0);
     storage
         .put_json(
-            SINCE_KEY,
+            INDEX_SINCE,
             &Since {
                 unix_millis: millis,
             },
@@ -121,7 +113,7 @@ pub async fn mark_start(storage: &Storage, now: SystemTime) -> Result<SystemTime
 /// When this mount started indexing, if it has.
 pub async fn started(storage: &Storage) -> Result<Option<SystemTime>, StorageError> {
     Ok(storage
-        .get_json::<Since>(SINCE_KEY)
+        .get_json::<Since>(INDEX_SINCE)
         .await?
         .map(|s| UNIX_EPOCH + Duration::from_millis(s.unix_millis)))
 }
@@ -135,7 +127,7 @@ struct Since {
 /// never address another storage entry.
 fn storage_key(token_id: &str) -> Result<String, StorageError> {
     if token_id.len() == 64 && token_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(format!("{PREFIX}{token_id}"))
+        Ok(format!("{KEY_INDEX}{token_id}"))
     } else {
         Err(StorageError(
             "key index: a key hash must be 64 hex digits".to_string(),

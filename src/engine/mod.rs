@@ -9,20 +9,24 @@
 //! - [`path_tidy`]: `tidy` and `config/auto-tidy`, deleting keys no lease accounts for.
 //! - [`client`]: LiteLLM's key API.
 
+pub mod alias;
 pub mod client;
+pub mod error;
 pub mod identity;
 pub mod key_index;
+pub mod layout;
 pub mod path_config;
 pub mod path_creds;
 pub mod path_roles;
 pub mod path_rotate_root;
 pub mod path_tidy;
 pub mod secret_key;
+pub mod stamps;
 pub mod state;
 
 use std::sync::Arc;
 
-use crate::framework::{self, Backend, SpecialPaths};
+use crate::framework::{self, Backend};
 pub use state::MountState;
 
 const BACKEND_HELP: &str = "\
@@ -55,15 +59,7 @@ pub fn factory() -> Backend<MountState> {
     backend.wal_rollback = Some(framework::wal::rollback_fn(secret_key::rollback));
     backend.wal_rollback_min_age = wal_rollback_min_age();
     backend.periodic = Some(framework::periodic_fn(path_tidy::periodic));
-    backend.special_paths = SpecialPaths {
-        seal_wrap_storage: vec![path_config::STORAGE_KEY.to_string()],
-        local_storage: vec![
-            framework::wal::WAL_PREFIX.to_string(),
-            key_index::PREFIX.to_string(),
-            key_index::STATE_PREFIX.to_string(),
-        ],
-        ..SpecialPaths::default()
-    };
+    backend.special_paths = layout::special_paths();
     backend.invalidate = Some(Arc::new(MountState::invalidate));
     backend
 }

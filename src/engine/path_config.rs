@@ -10,16 +10,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::engine::MountState;
-use crate::engine::client::{Client, ClientConfig};
+use crate::engine::client::{Client, ClientConfig, DEFAULT_REQUEST_TIMEOUT, validate_base_url};
+use crate::engine::error::{Error, Result};
+use crate::engine::layout::CONFIG;
 use crate::framework::{
-    DefaultValue, Error, Field, FieldType, Operation, Path, Request, Response, Result, Storage,
-    existence_check, handler,
+    DefaultValue, Field, FieldType, Operation, Path, Request, Response, Storage, existence_check,
+    handler,
 };
-
-/// Storage key of the config entry.
-pub const STORAGE_KEY: &str = "config";
-
-const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 static FIELDS: &[Field] = &[
     Field::new("base_url", FieldType::String, "URL of the LiteLLM proxy, e.g. https://litellm.example.com.").required(),
@@ -31,7 +28,7 @@ static FIELDS: &[Field] = &[
     .required()
     .sensitive(),
     Field::new("request_timeout", FieldType::Duration, "Timeout of each request to LiteLLM.")
-        .default_value(DefaultValue::DurationSecs(30)),
+        .default_value(DefaultValue::DurationSecs(DEFAULT_REQUEST_TIMEOUT.as_secs())),
     Field::new("ca_cert", FieldType::String, "PEM-encoded CA certificate(s) to trust for an https base_url."),
     Field::new("insecure_tls", FieldType::Bool, "Skip TLS certificate verification (testing only).")
         .default_value(DefaultValue::Bool(false)),
@@ -42,6 +39,9 @@ static FIELDS: &[Field] = &[
     )
     .default_value(DefaultValue::Bool(true)),
 ];
+
+/// Why a config write that failed its check against LiteLLM was refused.
+const VERIFY_FAILED: &str = "verify_connection: LiteLLM did not accept the config";
 
 const SYNOPSIS: &str = "Configure the connection to the LiteLLM proxy.";
 const DESCRIPTION: &str = "\
@@ -87,7 +87,7 @@ impl std::fmt::Debug for Config {
 impl Config {
     /// Loads the config, `None` when the mount is unconfigured.
     pub async fn load(storage: &Storage) -> Result<Option<Config>> {
-        Ok(storage.get_json(STORAGE_KEY).await?)
+        Ok(storage.get_json(CONFIG).await?)
     }
 
     /// The client settings for this config.
@@ -114,7 +114,7 @@ pub fn path() -> Path<MountState> {
 }
 
 async fn exists(_: Arc<MountState>, req: Request) -> Result<bool> {
-    Ok(req.storage.get(STORAGE_KEY).await?.is_some())
+    Ok(req.storage.get(CONFIG).await?.is_some())
 }
 
 async fn read(_: Arc<MountState>, req: Request) -> Result<Option<Response>> {
@@ -137,7 +137,7 @@ async fn write(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
     let required = |name: &str| -> Result<String> {
         match d.str(name) {
             Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
-            _ => Err(Error::bad_request(format!(
+            _ => Err(Error::invalid(format!(
                 "{name} is required when creating the config"
             ))),
         }
@@ -154,11 +154,11 @@ async fn write(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
         },
     };
     if let Some(url) = d.str("base_url") {
-        config.base_url = url.trim().trim_end_matches('/').to_string();
+        config.base_url = url.to_string();
     }
     if let Some(key) = d.str("master_key") {
         if key.trim().is_empty() {
-            return Err(Error::bad_request("master_key must not be empty"));
+            return Err(Error::invalid("master_key must not be empty"));
         }
         config.master_key = key.trim().to_string();
         // The timestamp describes the key rotate-root made; an operator's key was not rotated.
@@ -166,7 +166,7 @@ async fn write(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
     }
     if let Some(timeout) = d.duration("request_timeout") {
         if timeout < Duration::from_secs(1) {
-            return Err(Error::bad_request("request_timeout must be at least 1s"));
+            return Err(Error::invalid("request_timeout must be at least 1s"));
         }
         config.request_timeout = timeout.as_secs();
     }
@@ -176,19 +176,19 @@ async fn write(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
     if let Some(insecure) = d.bool("insecure_tls") {
         config.insecure_tls = insecure;
     }
-    validate_base_url(&config.base_url)?;
+    config.base_url = validate_base_url(&config.base_url).map_err(Error::Invalid)?;
 
-    let client =
-        Client::new(&config.client_config()).map_err(|e| Error::bad_request(e.to_string()))?;
+    let client = Client::new(&config.client_config()).map_err(|e| Error::invalid(e.to_string()))?;
     if d.bool("verify_connection").unwrap_or(true) {
         client.verify().await.map_err(|e| {
-            Error::bad_request(format!(
-                "verify_connection: {e} (fix base_url/master_key, or write verify_connection=false to skip the check)"
-            ))
+            Error::litellm(VERIFY_FAILED, e).noted(
+                " (fix base_url/master_key, or write verify_connection=false to skip the check)"
+                    .into(),
+            )
         })?;
     }
-    req.storage.put_json(STORAGE_KEY, &config, true).await?;
-    state.invalidate(STORAGE_KEY);
+    req.storage.put_json(CONFIG, &config, true).await?;
+    state.invalidate(CONFIG);
     // No key is issued before the first config write, and every key issued by this version is
     // indexed: tidy may judge the keys created from here on.
     crate::engine::key_index::mark_start(&req.storage, req.now).await?;
@@ -197,51 +197,14 @@ async fn write(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
 }
 
 async fn delete(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
-    req.storage.delete(STORAGE_KEY).await?;
-    state.invalidate(STORAGE_KEY);
+    req.storage.delete(CONFIG).await?;
+    state.invalidate(CONFIG);
     Ok(None)
-}
-
-/// Accepts absolute http(s) URLs with a host, and nothing else.
-fn validate_base_url(url: &str) -> Result<()> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| Error::bad_request(format!("base_url {url:?} is not a valid URL: {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(Error::bad_request(format!(
-            "base_url must use http or https, not {:?}",
-            parsed.scheme()
-        )));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(Error::bad_request("base_url must name a host"));
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(Error::bad_request(
-            "base_url must not have a query or fragment",
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base_url_must_be_http_with_a_host() {
-        assert!(validate_base_url("http://127.0.0.1:4000").is_ok());
-        assert!(validate_base_url("https://litellm.example.com/proxy").is_ok());
-        for bad in [
-            "",
-            "litellm:4000",
-            "ftp://x",
-            "http://",
-            "http://x/?a=1",
-            "not a url",
-        ] {
-            assert!(validate_base_url(bad).is_err(), "{bad:?} accepted");
-        }
-    }
 
     #[test]
     fn debug_output_redacts_the_key() {

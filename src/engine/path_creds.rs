@@ -16,13 +16,16 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value, json};
 
 use crate::engine::MountState;
+use crate::engine::alias;
 use crate::engine::client::{ChosenKey, GenerateKeyRequest, duration_string};
+use crate::engine::error::{Error, Result};
 use crate::engine::key_index::{self, IndexEntry};
 use crate::engine::path_roles::{self, KeyOwner, Role};
 use crate::engine::secret_key::{self, IssueWal, KeyLease};
+use crate::engine::stamps::Stamps;
 use crate::framework::lease::{MountLeaseLimits, TtlRequest, calculate_ttl, human_duration};
 use crate::framework::{
-    Error, Field, FieldType, LeaseOptions, Operation, Path, Request, Response, Result, handler, wal,
+    Field, FieldType, LeaseOptions, Operation, Path, Request, Response, handler, wal,
 };
 
 static FIELDS: &[Field] = &[
@@ -58,10 +61,10 @@ async fn issue(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
     let role = state
         .role(&req.storage, &role_name)
         .await?
-        .ok_or_else(|| Error::bad_request(format!("role {role_name:?} does not exist")))?;
+        .ok_or_else(|| Error::NoSuchRole(role_name.clone()))?;
     // Before the WAL entry and LiteLLM: a caller the role's templates cannot resolve costs nothing.
     let owner = role.key_owner(&req).await?;
-    let alias = key_alias(&role.key_alias_prefix, &role_name);
+    let alias = alias::issued(&role.key_alias_prefix, &role_name);
     let client = state.client(&req.storage).await?;
 
     // Choosing the secret here makes its hash known before the key exists, so the index entry
@@ -123,9 +126,7 @@ async fn issue(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
                 written.undo(&req).await;
             }
             tracing::warn!(role = %role_name, key_alias = %alias, error = %e, "issuing a key failed");
-            return Err(Error::Upstream(format!(
-                "LiteLLM could not issue the key: {e}"
-            )));
+            return Err(Error::litellm("LiteLLM could not issue the key", e));
         }
     };
 
@@ -233,16 +234,9 @@ fn lease_ttl(
         }
     }
     let calculated =
-        calculate_ttl(limits, ttl_request, now).map_err(|e| Error::bad_request(e.to_string()))?;
+        calculate_ttl(limits, ttl_request, now).map_err(|e| Error::invalid(e.to_string()))?;
     warnings.extend(calculated.warnings);
     Ok((calculated.ttl, warnings))
-}
-
-/// `<prefix>-<role>-<12 hex digits>`: 48 random bits, because LiteLLM does not enforce alias
-/// uniqueness under concurrency and revoke/rollback rely on it.
-fn key_alias(prefix: &str, role: &str) -> String {
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("{prefix}-{role}-{}", &random[..12])
 }
 
 fn generate_request(
@@ -259,15 +253,14 @@ fn generate_request(
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
-    for (key, value) in [
-        ("vault_role", role_name),
-        ("vault_mount", req.mount_point.as_str()),
-        ("vault_request_id", req.id.as_str()),
-        ("vault_entity_id", req.entity_id.as_str()),
-        ("vault_display_name", req.display_name.as_str()),
-    ] {
-        metadata.insert(key.to_string(), Value::String(value.to_string()));
+    Stamps {
+        role: role_name,
+        mount: &req.mount_point,
+        request_id: &req.id,
+        entity_id: &req.entity_id,
+        display_name: &req.display_name,
     }
+    .apply(&mut metadata);
     GenerateKeyRequest {
         key,
         key_alias: alias.to_string(),
@@ -282,20 +275,5 @@ fn generate_request(
         user_id: owner.user_id,
         metadata,
         key_type: Some(role.key_type.clone()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn aliases_are_prefixed_and_unique() {
-        let a = key_alias("vault", "dev");
-        let b = key_alias("vault", "dev");
-        assert_ne!(a, b);
-        let suffix = a.strip_prefix("vault-dev-").unwrap();
-        assert_eq!(suffix.len(), 12);
-        assert!(suffix.chars().all(|c| c.is_ascii_hexdigit()));
     }
 }

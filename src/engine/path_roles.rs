@@ -8,19 +8,19 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::engine::MountState;
+use crate::engine::error::{Error, Result};
 use crate::engine::identity::{self, Template};
+use crate::engine::{MountState, layout, stamps};
 use crate::framework::{
-    DefaultValue, Error, Field, FieldData, FieldType, Operation, Path, Request, Response, Result,
-    Storage, existence_check, handler,
+    DefaultValue, Field, FieldData, FieldType, Operation, Path, Request, Response, Storage,
+    existence_check, handler,
 };
 use crate::proto::logical;
 
-/// Storage prefix of role entries.
-pub const STORAGE_PREFIX: &str = "roles/";
-
-/// Metadata keys the engine stamps on every key; roles may not set them.
-pub const RESERVED_METADATA_PREFIX: &str = "vault_";
+/// What issued keys' aliases start with unless the role says otherwise.
+const DEFAULT_KEY_ALIAS_PREFIX: &str = "vault";
+/// Keys that can call models but not LiteLLM's management API.
+const DEFAULT_KEY_TYPE: &str = "llm_api";
 
 const MAX_NAME_LEN: usize = 64;
 const MAX_PREFIX_LEN: usize = 32;
@@ -91,13 +91,13 @@ static FIELDS: &[Field] = &[
         FieldType::String,
         "Prefix of each key's alias: <prefix>-<role>-<random>.",
     )
-    .default_value(DefaultValue::Str("vault")),
+    .default_value(DefaultValue::Str(DEFAULT_KEY_ALIAS_PREFIX)),
     Field::new(
         "key_type",
         FieldType::String,
         "LiteLLM key type: llm_api (LLM routes only, the default) or default.",
     )
-    .default_value(DefaultValue::Str("llm_api")),
+    .default_value(DefaultValue::Str(DEFAULT_KEY_TYPE)),
     Field::new(
         "ttl",
         FieldType::Duration,
@@ -176,8 +176,8 @@ impl Default for Role {
             team_id_template: None,
             user_id_template: None,
             metadata: BTreeMap::new(),
-            key_alias_prefix: "vault".to_string(),
-            key_type: "llm_api".to_string(),
+            key_alias_prefix: DEFAULT_KEY_ALIAS_PREFIX.to_string(),
+            key_type: DEFAULT_KEY_TYPE.to_string(),
             ttl: 0,
             max_ttl: 0,
         }
@@ -187,7 +187,7 @@ impl Default for Role {
 impl Role {
     /// Loads role `name`.
     pub async fn load(storage: &Storage, name: &str) -> Result<Option<Role>> {
-        Ok(storage.get_json(&storage_key(name)).await?)
+        Ok(storage.get_json(&layout::role(name)).await?)
     }
 
     /// The lease TTL.
@@ -207,7 +207,7 @@ impl Role {
         }
         if let Some(budget) = d.float("max_budget") {
             if budget < 0.0 {
-                return Err(Error::bad_request("max_budget must be zero or more"));
+                return Err(Error::invalid("max_budget must be zero or more"));
             }
             self.max_budget = Some(budget);
         }
@@ -227,7 +227,7 @@ impl Role {
         ] {
             if let Some(limit) = d.int(name) {
                 if limit < 0 {
-                    return Err(Error::bad_request(format!("{name} must be zero or more")));
+                    return Err(Error::invalid(format!("{name} must be zero or more")));
                 }
                 *slot = Some(limit);
             }
@@ -272,7 +272,7 @@ impl Role {
             ),
         ] {
             if id.is_some() && template.is_some() {
-                return Err(Error::bad_request(format!(
+                return Err(Error::invalid(format!(
                     "set either {id_name} or {template_name}, not both (write the other one empty to clear it)"
                 )));
             }
@@ -280,15 +280,16 @@ impl Role {
         if let Some(metadata) = d.map("metadata") {
             if let Some(reserved) = metadata
                 .keys()
-                .find(|k| k.starts_with(RESERVED_METADATA_PREFIX))
+                .find(|k| k.starts_with(stamps::RESERVED_PREFIX))
             {
-                return Err(Error::bad_request(format!(
-                    "metadata key {reserved:?} is reserved: keys starting with {RESERVED_METADATA_PREFIX:?} are set by the engine"
+                return Err(Error::invalid(format!(
+                    "metadata key {reserved:?} is reserved: keys starting with {:?} are set by the engine",
+                    stamps::RESERVED_PREFIX
                 )));
             }
             let size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
             if size > MAX_METADATA_BYTES {
-                return Err(Error::bad_request(format!(
+                return Err(Error::invalid(format!(
                     "metadata is too large: {size} bytes of keys and values, at most {MAX_METADATA_BYTES}"
                 )));
             }
@@ -300,7 +301,7 @@ impl Role {
         }
         if let Some(key_type) = d.str("key_type") {
             if !matches!(key_type, "llm_api" | "default") {
-                return Err(Error::bad_request(format!(
+                return Err(Error::invalid(format!(
                     "key_type must be llm_api or default, not {key_type:?}"
                 )));
             }
@@ -313,7 +314,7 @@ impl Role {
             self.max_ttl = max_ttl.as_secs();
         }
         if self.ttl > 0 && self.max_ttl > 0 && self.ttl > self.max_ttl {
-            return Err(Error::bad_request(format!(
+            return Err(Error::invalid(format!(
                 "ttl ({}s) must not be greater than max_ttl ({}s)",
                 self.ttl, self.max_ttl
             )));
@@ -353,12 +354,12 @@ impl Role {
         let need = if fields.len() > 1 { "need" } else { "needs" };
         let fields = fields.join(" and ");
         if req.entity_id.is_empty() {
-            return Err(Error::bad_request(format!(
+            return Err(Error::invalid(format!(
                 "the role's {fields} {need} the caller's identity entity, but the token has none (root tokens and tokens without an entity cannot use this role)"
             )));
         }
         let entity = req.system.entity(&req.entity_id).await?.ok_or_else(|| {
-            Error::bad_request(format!(
+            Error::invalid(format!(
                 "the role's {fields} {need} the caller's identity entity, but entity {:?} was not found",
                 req.entity_id
             ))
@@ -400,7 +401,7 @@ impl<'a> RoleTemplate<'a> {
     /// The value for `entity`, or a 400 naming the field and what the entity lacks.
     fn render(&self, entity: &logical::Entity) -> Result<String> {
         identity::render(&self.template, entity).map_err(|e| {
-            Error::bad_request(format!(
+            Error::invalid(format!(
                 "{} {:?} cannot be resolved for the caller: {e}",
                 self.field, self.source
             ))
@@ -411,12 +412,7 @@ impl<'a> RoleTemplate<'a> {
 /// Parses template field `name`, with an error naming the field.
 fn parse_template(name: &str, source: &str) -> Result<Template> {
     Template::parse(source)
-        .map_err(|e| Error::bad_request(format!("{name} {source:?} is invalid: {e}")))
-}
-
-/// Storage key of role `name`.
-pub fn storage_key(name: &str) -> String {
-    format!("{STORAGE_PREFIX}{name}")
+        .map_err(|e| Error::invalid(format!("{name} {source:?} is invalid: {e}")))
 }
 
 /// The `roles/<name>` and `roles/` paths.
@@ -448,13 +444,11 @@ async fn exists(_: Arc<MountState>, req: Request) -> Result<bool> {
     let Ok(name) = role_name(&req.data) else {
         return Ok(false);
     };
-    Ok(req.storage.get(&storage_key(name)).await?.is_some())
+    Ok(req.storage.get(&layout::role(name)).await?.is_some())
 }
 
 async fn list(_: Arc<MountState>, req: Request) -> Result<Option<Response>> {
-    Ok(Some(Response::list(
-        req.storage.list(STORAGE_PREFIX).await?,
-    )))
+    Ok(Some(Response::list(req.storage.list(layout::ROLES).await?)))
 }
 
 async fn read(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
@@ -486,14 +480,14 @@ async fn write(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
     let name = role_name(&req.data)?;
     let mut role = Role::load(&req.storage, name).await?.unwrap_or_default();
     role.apply(&req.data)?;
-    let key = storage_key(name);
+    let key = layout::role(name);
     req.storage.put_json(&key, &role, false).await?;
     state.invalidate(&key);
     Ok(None)
 }
 
 async fn delete(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
-    let key = storage_key(role_name(&req.data)?);
+    let key = layout::role(role_name(&req.data)?);
     req.storage.delete(&key).await?;
     state.invalidate(&key);
     Ok(None)
@@ -508,7 +502,7 @@ fn validate_name(name: &str) -> Result<()> {
     if valid {
         Ok(())
     } else {
-        Err(Error::bad_request(format!(
+        Err(Error::invalid(format!(
             "name {name:?} is invalid: use 1 to {MAX_NAME_LEN} letters, digits, '_', '.' or '-', starting with a letter or digit"
         )))
     }
@@ -524,7 +518,7 @@ fn validate_alias_prefix(prefix: &str) -> Result<()> {
     if valid {
         Ok(())
     } else {
-        Err(Error::bad_request(format!(
+        Err(Error::invalid(format!(
             "key_alias_prefix {prefix:?} is invalid: use 1 to {MAX_PREFIX_LEN} letters, digits, '_' or '-'"
         )))
     }
@@ -543,7 +537,7 @@ fn validate_budget_duration(window: &str) -> Result<()> {
     if number_ok && matches!(unit, "s" | "m" | "h" | "d" | "w" | "mo") {
         Ok(())
     } else {
-        Err(Error::bad_request(format!(
+        Err(Error::invalid(format!(
             "budget_duration {window:?} is invalid: use <number><unit> with unit s, m, h, d, w or mo (e.g. 30d, 1mo), or hourly, daily, weekly, monthly"
         )))
     }

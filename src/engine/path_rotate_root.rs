@@ -26,9 +26,12 @@ use std::time::SystemTime;
 use serde_json::{Map, Value, json};
 
 use crate::engine::MountState;
+use crate::engine::alias;
 use crate::engine::client::{Client, GenerateKeyRequest, GeneratedKey, OwnKey, duration_string};
-use crate::engine::path_config::{self, Config};
-use crate::framework::{Error, Field, Operation, Path, Request, Response, Result, handler};
+use crate::engine::error::{Error, Result};
+use crate::engine::layout;
+use crate::engine::path_config::Config;
+use crate::framework::{Field, Operation, Path, Request, Response, handler};
 
 static FIELDS: &[Field] = &[];
 
@@ -51,12 +54,6 @@ master key, which lives in the proxy's own configuration and cannot be replaced 
 LiteLLM's API. Create a virtual key for a user with user_role=proxy_admin, write it to config \
 as master_key, then rotate that.";
 
-/// Marks the temporary alias of a successor: `<alias>-rotating-<8 hex digits>`.
-const ROTATING_INFIX: &str = "-rotating-";
-
-/// Alias prefix for the successor of a key that had no alias.
-const UNALIASED_PREFIX: &str = "vault-rotate-root";
-
 /// Hex digits of a key hash shown in responses, warnings and logs.
 const TOKEN_PREFIX_LEN: usize = 12;
 
@@ -73,41 +70,37 @@ pub fn path() -> Path<MountState> {
 
 async fn rotate(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     let _one_at_a_time = ROTATION.lock().await;
-    let config = Config::load(&req.storage).await?.ok_or_else(|| {
-        Error::bad_request("the LiteLLM connection is not configured: write to config first")
-    })?;
+    let config = Config::load(&req.storage)
+        .await?
+        .ok_or(Error::NotConfigured)?;
     let current = client_for(&config)?;
     let own = current
         .self_info()
         .await
-        .map_err(|e| {
-            Error::Upstream(format!(
-                "rotate-root could not look up the configured key in LiteLLM: {e}"
-            ))
-        })?
-        .ok_or_else(|| Error::bad_request(MASTER_KEY_REFUSED))?;
+        .map_err(|e| Error::litellm("LiteLLM could not look up the configured key", e))?
+        .ok_or_else(|| Error::invalid(MASTER_KEY_REFUSED))?;
     let old_alias = own.info.key_alias.clone();
-    let temporary = temporary_alias(old_alias.as_deref());
+    let temporary = alias::rotating(old_alias.as_deref());
     let (request, extra) = successor_request(&own, &temporary, req.now)?;
 
     let successor = match current.generate_with(&request, &extra).await {
         Ok(successor) => successor,
         Err(e) => {
-            let mut message = format!(
-                "LiteLLM could not create the successor key: {e}; the configured key is unchanged"
-            );
             // The key may exist although the answer was lost: delete it by its alias.
-            if e.may_have_reached_server()
+            let lost = e.may_have_reached_server()
                 && current
                     .delete_aliases(std::slice::from_ref(&temporary))
                     .await
-                    .is_err()
-            {
-                message.push_str(&format!(
+                    .is_err();
+            let mut note = "; the configured key is unchanged".to_string();
+            if lost {
+                note.push_str(&format!(
                     "; a key with alias {temporary:?} may exist in LiteLLM: delete it"
                 ));
             }
-            return Err(Error::Upstream(message));
+            return Err(
+                Error::litellm("LiteLLM could not create the successor key", e).noted(note),
+            );
         }
     };
 
@@ -119,30 +112,24 @@ async fn rotate(state: Arc<MountState>, req: Request) -> Result<Option<Response>
         Err(e) => return Err(discard(&current, &successor, &temporary, e).await),
     };
     if let Err(e) = next_client.verify().await {
-        let error = Error::Upstream(format!(
-            "the successor key failed its check against LiteLLM ({e}); the configured key is \
-             unchanged"
-        ));
+        let error = Error::litellm("the successor key failed its check against LiteLLM", e)
+            .noted("; the configured key is unchanged".into());
         return Err(discard(&current, &successor, &temporary, error).await);
     }
     match Config::load(&req.storage).await {
         Ok(Some(latest)) if latest.master_key == config.master_key => {}
         Ok(_) => {
-            let error = Error::bad_request(
+            let error = Error::invalid(
                 "config was written or deleted during the rotation; nothing was rotated",
             );
             return Err(discard(&current, &successor, &temporary, error).await);
         }
         Err(e) => return Err(discard(&current, &successor, &temporary, e).await),
     }
-    if let Err(e) = req
-        .storage
-        .put_json(path_config::STORAGE_KEY, &next, true)
-        .await
-    {
+    if let Err(e) = req.storage.put_json(layout::CONFIG, &next, true).await {
         return Err(discard(&current, &successor, &temporary, e.into()).await);
     }
-    state.invalidate(path_config::STORAGE_KEY);
+    state.invalidate(layout::CONFIG);
 
     // The successor is now the admin key. What follows only tidies up after the old one.
     let mut warnings = Vec::new();
@@ -168,7 +155,7 @@ async fn rotate(state: Arc<MountState>, req: Request) -> Result<Option<Response>
     };
     let mut alias = temporary.clone();
     // The old alias is free only once its key is gone (LiteLLM keeps aliases unique).
-    if old_deleted && let Some(wanted) = old_alias.as_deref().map(base_alias) {
+    if old_deleted && let Some(wanted) = old_alias.as_deref().map(alias::base) {
         match next_client.set_alias(&successor.token, wanted).await {
             Ok(()) => alias = wanted.to_string(),
             Err(e) => warnings.push(format!(
@@ -198,8 +185,7 @@ async fn rotate(state: Arc<MountState>, req: Request) -> Result<Option<Response>
 }
 
 fn client_for(config: &Config) -> Result<Client> {
-    Client::new(&config.client_config())
-        .map_err(|e| Error::Internal(format!("stored config is unusable: {e}")))
+    Client::new(&config.client_config()).map_err(Error::StoredConfigUnusable)
 }
 
 /// Deletes a successor that will not be used (with the still-configured key) and returns
@@ -212,15 +198,9 @@ async fn discard(current: &Client, successor: &GeneratedKey, alias: &str, error:
         return error;
     };
     tracing::warn!(key_alias = %alias, error = %e, "rotate-root: deleting an unused successor key failed");
-    let note = format!(
+    error.noted(format!(
         "; deleting the unused successor key (alias {alias:?}) also failed ({e}): delete it in LiteLLM"
-    );
-    match error {
-        Error::BadRequest(m) => Error::BadRequest(m + &note),
-        Error::Upstream(m) => Error::Upstream(m + &note),
-        Error::Internal(m) => Error::Internal(m + &note),
-        other => other,
-    }
+    ))
 }
 
 /// The generate request for a successor of `own` (and the fields [`GenerateKeyRequest`] does
@@ -263,7 +243,7 @@ fn successor_lifetime(own: &OwnKey, now: SystemTime) -> Result<Option<u64>> {
     let Some(expires_at) = own.info.expires_at else {
         return match &own.info.expires {
             // An expiry that cannot be read must not turn into a key that never expires.
-            Some(expires) => Err(Error::Upstream(format!(
+            Some(expires) => Err(Error::LiteLlmAnswer(format!(
                 "LiteLLM reports an expiry for the configured key that cannot be read \
                  ({expires:?}); refusing to create a successor"
             ))),
@@ -276,35 +256,11 @@ fn successor_lifetime(own: &OwnKey, now: SystemTime) -> Result<Option<u64>> {
         .or_else(|| expires_at.duration_since(now).ok())
         .filter(|d| !d.is_zero())
         .ok_or_else(|| {
-            Error::bad_request(
+            Error::invalid(
                 "the configured key has expired in LiteLLM; write a working key to config",
             )
         })?;
     Ok(Some(lifetime.as_secs().max(1)))
-}
-
-/// The alias a key had before rotations added suffixes to it: `x-rotating-0123abcd` → `x`.
-/// A suffix survives only when renaming a successor failed; it must not pile up.
-fn base_alias(alias: &str) -> &str {
-    if let Some(at) = alias.rfind(ROTATING_INFIX)
-        && at > 0
-    {
-        let suffix = &alias[at + ROTATING_INFIX.len()..];
-        if suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return &alias[..at];
-        }
-    }
-    alias
-}
-
-/// A fresh alias for the successor: the old key still holds its own alias until it is deleted.
-fn temporary_alias(old_alias: Option<&str>) -> String {
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    let random = &random[..8];
-    match old_alias {
-        Some(alias) => format!("{}{ROTATING_INFIX}{random}", base_alias(alias)),
-        None => format!("{UNALIASED_PREFIX}-{random}"),
-    }
 }
 
 fn token_prefix(token: &str) -> &str {
@@ -413,35 +369,15 @@ mod tests {
         let own = own_key(Some("next tuesday"), None);
         assert!(matches!(
             successor_lifetime(&own, now),
-            Err(Error::Upstream(_))
+            Err(Error::LiteLlmAnswer(_))
         ));
         let own = own_key(Some("2026-11-01T00:00:00Z"), None);
         assert!(matches!(
             successor_lifetime(&own, now),
-            Err(Error::BadRequest(_))
+            Err(Error::Invalid(_))
         ));
         let own = own_key(Some("2026-11-01T00:00:00Z"), Some("2026-11-01T00:00:00Z"));
         assert!(successor_lifetime(&own, now + Duration::from_secs(1)).is_err());
-    }
-
-    #[test]
-    fn aliases_do_not_pile_up_suffixes() {
-        assert_eq!(base_alias("vault-admin"), "vault-admin");
-        assert_eq!(base_alias("vault-admin-rotating-0123abcd"), "vault-admin");
-        assert_eq!(
-            base_alias("a-rotating-0123abcd-rotating-89abcdef"),
-            "a-rotating-0123abcd"
-        );
-        // Only our exact suffix is stripped.
-        assert_eq!(base_alias("x-rotating-later"), "x-rotating-later");
-        assert_eq!(base_alias("-rotating-0123abcd"), "-rotating-0123abcd");
-        assert_eq!(base_alias("x-rotating-0123abcdef"), "x-rotating-0123abcdef");
-
-        let temp = temporary_alias(Some("vault-admin-rotating-0123abcd"));
-        assert!(temp.starts_with("vault-admin-rotating-"), "{temp}");
-        assert_eq!(base_alias(&temp), "vault-admin");
-        assert_ne!(temp, temporary_alias(Some("vault-admin")));
-        assert!(temporary_alias(None).starts_with("vault-rotate-root-"));
     }
 
     #[test]

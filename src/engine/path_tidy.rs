@@ -36,21 +36,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::engine::client::{Client, KeyStatus, ListedKey};
+use crate::engine::error::{Error, Result};
 use crate::engine::key_index;
+use crate::engine::layout;
 use crate::engine::path_config::Config;
-use crate::engine::path_roles::{self, Role};
+use crate::engine::path_roles::Role;
 use crate::engine::secret_key::{self, IssueWal};
 use crate::engine::{self, MountState};
+use crate::engine::{alias, stamps};
 use crate::framework::{
-    DefaultValue, Error, Field, FieldType, Operation, Path, Request, Response, Result, Storage,
-    handler, wal,
+    DefaultValue, Field, FieldType, Operation, Path, Request, Response, Storage, handler, wal,
 };
-
-/// Storage key of the auto-tidy settings.
-pub const AUTO_TIDY_KEY: &str = "config/auto-tidy";
-
-/// When auto-tidy last started (local storage, like the index it works on).
-const LAST_AUTO_TIDY_KEY: &str = "tidy/last-auto-tidy";
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -113,7 +109,7 @@ pub fn paths() -> Vec<Path<MountState>> {
         Path::new("tidy", TIDY_FIELDS)
             .operation(Operation::Update, handler(tidy))
             .help(TIDY_SYNOPSIS, TIDY_DESCRIPTION),
-        Path::new(AUTO_TIDY_KEY, AUTO_TIDY_FIELDS)
+        Path::new("config/auto-tidy", AUTO_TIDY_FIELDS)
             .operation(Operation::Read, handler(read_auto_tidy))
             .operation(Operation::Update, handler(write_auto_tidy))
             .help(AUTO_TIDY_SYNOPSIS, AUTO_TIDY_DESCRIPTION),
@@ -151,7 +147,7 @@ pub async fn run(
     now: SystemTime,
 ) -> Result<TidyReport> {
     if mount_point.is_empty() {
-        return Err(Error::bad_request(
+        return Err(Error::invalid(
             "tidy needs the request's mount point to tell this mount's keys from other mounts' keys",
         ));
     }
@@ -166,7 +162,7 @@ pub async fn run(
         let listed = client
             .list_aliases(&format!("{prefix}-"))
             .await
-            .map_err(|e| Error::Upstream(format!("tidy could not list keys: {e}")))?;
+            .map_err(|e| Error::litellm("tidy could not list keys", e))?;
         for key in listed {
             if is_ours(&key, &stems, mount_point) {
                 ours.entry(key.token.clone()).or_insert(key);
@@ -201,8 +197,8 @@ pub async fn run(
             let hashes: Vec<String> = batch.iter().map(|k| k.token.clone()).collect();
             // Nothing found means someone else deleted them first: just as good.
             client.delete_keys(&hashes).await.map_err(|e| {
-                Error::Upstream(format!(
-                    "tidy could not delete orphaned keys: {e} ({done} of {} deleted before the failure; run tidy again)",
+                Error::litellm("tidy could not delete orphaned keys", e).noted(format!(
+                    " ({done} of {} deleted before the failure; run tidy again)",
                     orphans.len()
                 ))
             })?;
@@ -230,10 +226,8 @@ pub async fn run(
             Ok(None) => true,
             Ok(Some(info)) => info.status == KeyStatus::Deleted,
             Err(e) => {
-                return Err(Error::Upstream(format!(
-                    "tidy could not look up indexed key {}: {e}",
-                    entry.key_alias
-                )));
+                let context = format!("tidy could not look up indexed key {}", entry.key_alias);
+                return Err(Error::litellm(context, e));
             }
         };
         if gone {
@@ -310,7 +304,10 @@ impl Default for AutoTidy {
 impl AutoTidy {
     /// The stored settings, or the defaults (disabled).
     pub async fn load(storage: &Storage) -> Result<AutoTidy> {
-        Ok(storage.get_json(AUTO_TIDY_KEY).await?.unwrap_or_default())
+        Ok(storage
+            .get_json(layout::AUTO_TIDY)
+            .await?
+            .unwrap_or_default())
     }
 }
 
@@ -321,7 +318,7 @@ struct LastRun {
 
 async fn last_auto_tidy(storage: &Storage) -> Result<Option<SystemTime>> {
     Ok(storage
-        .get_json::<LastRun>(LAST_AUTO_TIDY_KEY)
+        .get_json::<LastRun>(layout::LAST_AUTO_TIDY)
         .await?
         .map(|l| SystemTime::UNIX_EPOCH + Duration::from_secs(l.unix_secs)))
 }
@@ -346,7 +343,7 @@ async fn write_auto_tidy(_: Arc<MountState>, req: Request) -> Result<Option<Resp
     }
     if let Some(interval) = req.data.duration("interval_duration") {
         if interval.is_zero() {
-            return Err(Error::bad_request(
+            return Err(Error::invalid(
                 "interval_duration must be greater than zero",
             ));
         }
@@ -356,7 +353,7 @@ async fn write_auto_tidy(_: Arc<MountState>, req: Request) -> Result<Option<Resp
         settings.safety_buffer = safety_buffer(&req)?.as_secs();
     }
     req.storage
-        .put_json(AUTO_TIDY_KEY, &settings, false)
+        .put_json(layout::AUTO_TIDY, &settings, false)
         .await?;
     Ok(None)
 }
@@ -364,9 +361,7 @@ async fn write_auto_tidy(_: Arc<MountState>, req: Request) -> Result<Option<Resp
 fn safety_buffer(req: &Request) -> Result<Duration> {
     let buffer = req.data.duration_or_default("safety_buffer");
     if buffer.is_zero() {
-        return Err(Error::bad_request(
-            "safety_buffer must be greater than zero",
-        ));
+        return Err(Error::invalid("safety_buffer must be greater than zero"));
     }
     Ok(buffer)
 }
@@ -404,7 +399,7 @@ async fn auto_tidy(state: &MountState, req: &Request) -> Result<()> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     req.storage
-        .put_json(LAST_AUTO_TIDY_KEY, &LastRun { unix_secs }, false)
+        .put_json(layout::LAST_AUTO_TIDY, &LastRun { unix_secs }, false)
         .await?;
     let options = TidyOptions {
         dry_run: false,
@@ -418,9 +413,9 @@ async fn auto_tidy(state: &MountState, req: &Request) -> Result<()> {
 /// `(prefix, "<prefix>-<role>")` for every role of the mount.
 async fn role_alias_stems(storage: &Storage) -> Result<BTreeSet<(String, String)>> {
     let mut stems = BTreeSet::new();
-    for name in storage.list(path_roles::STORAGE_PREFIX).await? {
+    for name in storage.list(layout::ROLES).await? {
         if let Some(role) = Role::load(storage, &name).await? {
-            let stem = format!("{}-{name}", role.key_alias_prefix);
+            let stem = alias::stem(&role.key_alias_prefix, &name);
             stems.insert((role.key_alias_prefix, stem));
         }
     }
@@ -430,16 +425,8 @@ async fn role_alias_stems(storage: &Storage) -> Result<BTreeSet<(String, String)
 /// Whether a listed key is one this mount issues: alias `<prefix>-<role>-<12 hex>` of one of
 /// its roles (the shape `creds/<role>` gives), stamped with this mount at issue.
 fn is_ours(key: &ListedKey, stems: &BTreeSet<(String, String)>, mount_point: &str) -> bool {
-    let Some((stem, random)) = key.key_alias.rsplit_once('-') else {
-        return false;
-    };
-    let random_ok = random.len() == 12
-        && random
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    random_ok
-        && stems.iter().any(|(_, s)| s == stem)
-        && key.metadata.get("vault_mount").and_then(Value::as_str) == Some(mount_point)
+    alias::issued_stem(&key.key_alias).is_some_and(|stem| stems.iter().any(|(_, s)| s == stem))
+        && stamps::mount(&key.metadata) == Some(mount_point)
 }
 
 /// Aliases named by WAL entries of issues that may still be running.
@@ -472,7 +459,7 @@ mod tests {
 
     fn listed(alias: &str, mount: &str) -> ListedKey {
         let mut metadata = Map::new();
-        metadata.insert("vault_mount".into(), json!(mount));
+        metadata.insert(stamps::MOUNT.into(), json!(mount));
         ListedKey {
             token: "t".into(),
             key_alias: alias.into(),

@@ -11,10 +11,9 @@ use serde_json::{Map, Value};
 
 use crate::engine::MountState;
 use crate::engine::client::Deleted;
+use crate::engine::error::{Error, Result};
 use crate::framework::lease::{TtlRequest, calculate_ttl};
-use crate::framework::{
-    Error, LeaseOptions, Request, Response, Result, SecretType, WalEntry, handler,
-};
+use crate::framework::{LeaseOptions, Request, Response, SecretType, WalEntry, handler};
 
 /// Secret type name stored in each lease.
 pub const SECRET_TYPE: &str = "litellm_key";
@@ -41,6 +40,9 @@ pub struct IssueWal {
     pub token_id: Option<String>,
 }
 
+/// Renew and revoke come with their lease; a request without one is not the host's.
+const NO_LEASE: &str = "request carries no lease";
+
 /// What a lease remembers about its key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyLease {
@@ -65,9 +67,9 @@ impl KeyLease {
         let secret = req
             .secret
             .as_ref()
-            .ok_or_else(|| Error::bad_request("request carries no lease"))?;
+            .ok_or_else(|| Error::invalid(NO_LEASE))?;
         let lease = serde_json::from_value(Value::Object(secret.internal_data.clone()))
-            .map_err(|e| Error::Internal(format!("lease internal data is unreadable: {e}")))?;
+            .map_err(|e| Error::Unreadable(format!("lease internal data is unreadable: {e}")))?;
         Ok((lease, secret.lease))
     }
 }
@@ -84,7 +86,7 @@ pub fn secret_type() -> SecretType<MountState> {
 async fn renew(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     let (key, options) = KeyLease::from_request(&req)?;
     let role = state.role(&req.storage, &key.role).await?.ok_or_else(|| {
-        Error::bad_request(format!(
+        Error::invalid(format!(
             "role {:?} was deleted, so this lease cannot be renewed (it can still be revoked)",
             key.role
         ))
@@ -104,19 +106,16 @@ async fn renew(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
         start_time: Some(options.issue_time),
         ..TtlRequest::default()
     };
-    let calculated = calculate_ttl(limits, ttl_request, req.now)
-        .map_err(|e| Error::bad_request(e.to_string()))?;
+    let calculated =
+        calculate_ttl(limits, ttl_request, req.now).map_err(|e| Error::invalid(e.to_string()))?;
     client
         .extend(&key.token_id, (calculated.ttl + EXPIRY_BUFFER).as_secs())
         .await
         .map_err(|e| {
-            Error::Upstream(format!(
-                "LiteLLM could not extend key {}: {e}",
-                key.key_alias
-            ))
+            Error::litellm(format!("LiteLLM could not extend key {}", key.key_alias), e)
         })?;
     let Some(mut secret) = req.secret else {
-        return Err(Error::bad_request("request carries no lease"));
+        return Err(Error::invalid(NO_LEASE));
     };
     secret.lease = LeaseOptions {
         ttl: calculated.ttl,
@@ -145,10 +144,8 @@ async fn revoke(state: Arc<MountState>, req: Request) -> Result<Option<Response>
             tracing::info!(key_alias = %key.key_alias, "key was already deleted in LiteLLM")
         }
         Err(e) => {
-            return Err(Error::Upstream(format!(
-                "LiteLLM could not delete key {}: {e} (Vault will retry)",
-                key.key_alias
-            )));
+            let context = format!("LiteLLM could not delete key {}", key.key_alias);
+            return Err(Error::litellm(context, e).noted(" (Vault will retry)".into()));
         }
     }
     // Only once LiteLLM confirmed: until then the index keeps the key visible to tidy.
@@ -184,7 +181,7 @@ pub async fn rollback(state: Arc<MountState>, req: Request, entry: WalEntry) -> 
     client
         .delete_aliases(std::slice::from_ref(&alias))
         .await
-        .map_err(|e| Error::Upstream(format!("rollback of key {alias}: {e}")))?;
+        .map_err(|e| Error::litellm(format!("LiteLLM could not roll back key {alias}"), e))?;
     // Issues index a key they chose before creating it; WAL entries of older versions and of
     // keys LiteLLM made carry no hash.
     if let Some(token_id) = token_id {

@@ -5,10 +5,12 @@
 use std::sync::Arc;
 
 use crate::engine::client::Client;
-use crate::engine::path_config::{self, Config};
-use crate::engine::path_roles::{self, Role};
+use crate::engine::error::{Error, Result};
+use crate::engine::layout;
+use crate::engine::path_config::Config;
+use crate::engine::path_roles::Role;
+use crate::framework::Storage;
 use crate::framework::cache::StorageCache;
-use crate::framework::{self, Storage};
 
 /// State shared by all requests of one mount.
 #[derive(Default)]
@@ -21,33 +23,25 @@ pub struct MountState {
 
 impl MountState {
     /// The client for the configured LiteLLM, or a clear error when the mount is unconfigured.
-    pub async fn client(&self, storage: &Storage) -> framework::Result<Client> {
+    pub async fn client(&self, storage: &Storage) -> Result<Client> {
         let client = self
             .client
-            .get_or_load(path_config::STORAGE_KEY, || async {
+            .get_or_load(layout::CONFIG, || async {
                 let Some(config) = Config::load(storage).await? else {
                     return Ok(None);
                 };
-                Client::new(&config.client_config()).map(Some).map_err(|e| {
-                    framework::Error::Internal(format!("stored config is unusable: {e}"))
-                })
+                Client::new(&config.client_config())
+                    .map(Some)
+                    .map_err(Error::StoredConfigUnusable)
             })
             .await?;
-        client.ok_or_else(|| {
-            framework::Error::bad_request(
-                "the LiteLLM connection is not configured: write to config first",
-            )
-        })
+        client.ok_or(Error::NotConfigured)
     }
 
     /// Role `name`, `None` when it does not exist.
-    pub async fn role(
-        &self,
-        storage: &Storage,
-        name: &str,
-    ) -> framework::Result<Option<Arc<Role>>> {
+    pub async fn role(&self, storage: &Storage, name: &str) -> Result<Option<Arc<Role>>> {
         self.roles
-            .get_or_load(&path_roles::storage_key(name), || async {
+            .get_or_load(&layout::role(name), || async {
                 Ok(Role::load(storage, name).await?.map(Arc::new))
             })
             .await
@@ -55,9 +49,9 @@ impl MountState {
 
     /// Drops cached state derived from storage `key`.
     pub fn invalidate(&self, key: &str) {
-        if key == path_config::STORAGE_KEY {
+        if key == layout::CONFIG {
             self.client.invalidate(key);
-        } else if key.starts_with(path_roles::STORAGE_PREFIX) {
+        } else if key.starts_with(layout::ROLES) {
             self.roles.invalidate(key);
         }
     }

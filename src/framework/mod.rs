@@ -57,10 +57,16 @@ pub enum Error {
     /// A field failed coercion: HTTP 400 naming the field.
     #[error(transparent)]
     Field(#[from] FieldError),
-    /// LiteLLM refused or failed: HTTP 400 with a message that names LiteLLM, so the operator
-    /// knows where to look (never a 500, which would suggest a bug in Vault or the plugin).
-    #[error("{0}")]
-    Upstream(String),
+    /// A service the plugin depends on failed, not the caller: the host answers with `status`
+    /// (502 for unreachable or failing, 504 for timed out), which Vault's clients retry as
+    /// they retry every 5xx. The message names the service, so the operator knows where to look.
+    #[error("{message}")]
+    Upstream {
+        /// The HTTP status the host gives the caller.
+        status: u16,
+        /// What failed, naming the service.
+        message: String,
+    },
     /// No path matches: HTTP 404.
     #[error("unsupported path")]
     UnsupportedPath,
@@ -81,6 +87,8 @@ pub enum ErrorKind {
     UnsupportedPath,
     /// ProtoError `ErrUnsupportedOperation`.
     UnsupportedOperation,
+    /// A ProtoError with this HTTP status (Go's `logical.CodedError`).
+    Coded(u16),
     /// A generic ProtoError, answered with 500.
     Internal,
 }
@@ -89,7 +97,8 @@ impl Error {
     /// How the transport presents this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::BadRequest(_) | Error::Field(_) | Error::Upstream(_) => ErrorKind::Response,
+            Error::BadRequest(_) | Error::Field(_) => ErrorKind::Response,
+            Error::Upstream { status, .. } => ErrorKind::Coded(*status),
             Error::UnsupportedPath => ErrorKind::UnsupportedPath,
             Error::UnsupportedOperation => ErrorKind::UnsupportedOperation,
             Error::Internal(_) => ErrorKind::Internal,
@@ -269,12 +278,16 @@ pub type Invalidate<S> = Arc<dyn Fn(&S, &str) + Send + Sync>;
 pub type Periodic<S> = Arc<dyn Fn(Arc<S>, Request) -> BoxFuture<Result<()>> + Send + Sync>;
 
 /// Wraps an `async fn(Arc<S>, Request) -> Result<()>` as a [`Periodic`].
-pub fn periodic_fn<S, F, Fut>(f: F) -> Periodic<S>
+pub fn periodic_fn<S, F, Fut, E>(f: F) -> Periodic<S>
 where
     F: Fn(Arc<S>, Request) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<()>> + Send + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Into<Error>,
 {
-    Arc::new(move |state, req| Box::pin(f(state, req)))
+    Arc::new(move |state, req| {
+        let done = f(state, req);
+        Box::pin(async move { done.await.map_err(Into::into) })
+    })
 }
 
 /// A secrets engine: its path table, secret types and hooks, around the plugin's own state `S`.

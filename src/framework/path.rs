@@ -78,21 +78,31 @@ pub type Handler<S> =
 pub type ExistenceCheck<S> = Arc<dyn Fn(Arc<S>, Request) -> BoxFuture<Result<bool>> + Send + Sync>;
 
 /// Wraps an `async fn(Arc<S>, Request) -> Result<Option<Response>>` as a [`Handler`].
-pub fn handler<S, F, Fut>(f: F) -> Handler<S>
+/// The handler's own error type converts into [`Error`](super::Error), which decides the
+/// status.
+pub fn handler<S, F, Fut, E>(f: F) -> Handler<S>
 where
     F: Fn(Arc<S>, Request) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Option<Response>>> + Send + 'static,
+    Fut: Future<Output = Result<Option<Response>, E>> + Send + 'static,
+    E: Into<super::Error>,
 {
-    Arc::new(move |state, req| Box::pin(f(state, req)))
+    Arc::new(move |state, req| {
+        let answer = f(state, req);
+        Box::pin(async move { answer.await.map_err(Into::into) })
+    })
 }
 
 /// Wraps an `async fn(Arc<S>, Request) -> Result<bool>` as an [`ExistenceCheck`].
-pub fn existence_check<S, F, Fut>(f: F) -> ExistenceCheck<S>
+pub fn existence_check<S, F, Fut, E>(f: F) -> ExistenceCheck<S>
 where
     F: Fn(Arc<S>, Request) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<bool>> + Send + 'static,
+    Fut: Future<Output = Result<bool, E>> + Send + 'static,
+    E: Into<super::Error>,
 {
-    Arc::new(move |state, req| Box::pin(f(state, req)))
+    Arc::new(move |state, req| {
+        let answer = f(state, req);
+        Box::pin(async move { answer.await.map_err(Into::into) })
+    })
 }
 
 /// One entry of the path table.

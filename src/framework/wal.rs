@@ -55,12 +55,16 @@ pub type WalRollback<S> =
     Arc<dyn Fn(Arc<S>, Request, WalEntry) -> BoxFuture<Result<()>> + Send + Sync>;
 
 /// Wraps an `async fn(Arc<S>, Request, WalEntry) -> Result<()>` as a [`WalRollback`].
-pub fn rollback_fn<S, F, Fut>(f: F) -> WalRollback<S>
+pub fn rollback_fn<S, F, Fut, E>(f: F) -> WalRollback<S>
 where
     F: Fn(Arc<S>, Request, WalEntry) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<()>> + Send + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Into<super::Error>,
 {
-    Arc::new(move |state, req, entry| Box::pin(f(state, req, entry)))
+    Arc::new(move |state, req, entry| {
+        let done = f(state, req, entry);
+        Box::pin(async move { done.await.map_err(Into::into) })
+    })
 }
 
 /// Writes a WAL entry of `kind` holding `data`, made at `now`, and returns its id.

@@ -27,6 +27,7 @@ const MULTIPLEX_ID: &str = "multiplex_id";
 /// ProtoError types the host understands (Vault's `logical` error codes).
 mod err_type {
     pub const UNKNOWN: u32 = 0;
+    pub const CODED: u32 = 3;
     pub const UNSUPPORTED_OPERATION: u32 = 5;
     pub const UNSUPPORTED_PATH: u32 = 6;
 }
@@ -321,19 +322,21 @@ fn pb_response(response: framework::Response) -> pb::Response {
 }
 
 fn proto_error(e: &framework::Error) -> pb::ProtoError {
-    let err_type = match e.kind() {
-        ErrorKind::UnsupportedPath => err_type::UNSUPPORTED_PATH,
-        ErrorKind::UnsupportedOperation => err_type::UNSUPPORTED_OPERATION,
-        ErrorKind::Response | ErrorKind::Internal => err_type::UNKNOWN,
+    let (err_type, err_code) = match e.kind() {
+        ErrorKind::UnsupportedPath => (err_type::UNSUPPORTED_PATH, 0),
+        ErrorKind::UnsupportedOperation => (err_type::UNSUPPORTED_OPERATION, 0),
+        ErrorKind::Coded(status) => (err_type::CODED, i64::from(status)),
+        ErrorKind::Response | ErrorKind::Internal => (err_type::UNKNOWN, 0),
     };
     pb::ProtoError {
         err_type,
         err_msg: e.to_string(),
-        err_code: 0,
+        err_code,
     }
 }
 
-/// Error responses become `{"error": …}` data (HTTP 400); the rest ProtoErrors.
+/// Error responses become `{"error": …}` data (HTTP 400); the rest ProtoErrors. A coded error
+/// must not come with an error response too: the host would answer 400.
 fn error_reply(e: &framework::Error) -> pb::HandleRequestReply {
     match e.kind() {
         ErrorKind::Response => pb::HandleRequestReply {
@@ -405,6 +408,16 @@ mod tests {
         assert_eq!(
             (internal.err_type, internal.err_msg.as_str()),
             (0, "storage down")
+        );
+        let upstream = error_reply(&framework::Error::Upstream {
+            status: 504,
+            message: "upstream timed out".into(),
+        });
+        assert!(upstream.response.is_none(), "no error response beside it");
+        let coded = upstream.err.unwrap();
+        assert_eq!(
+            (coded.err_type, coded.err_code, coded.err_msg.as_str()),
+            (3, 504, "upstream timed out")
         );
     }
 

@@ -21,12 +21,7 @@ pub enum HandshakeError {
     /// Not launched by Vault/OpenBao (or launched as another kind of plugin).
     #[error(
         "This binary is a plugin for HashiCorp Vault and OpenBao, not meant to be run directly.\n\
-         Register it in the server's plugin directory and enable it as a secrets engine:\n\
-         \n  bao plugin register -sha256=<sha256 of this file> -version=v{version} secret {name}\n  \
-         bao secrets enable -path=litellm {name}\n\n\
          (The server launches it with the {cookie} environment variable set.)",
-        version = env!("CARGO_PKG_VERSION"),
-        name = env!("CARGO_PKG_NAME"),
         cookie = MAGIC_COOKIE_KEY
     )]
     NotLaunchedByHost,

@@ -11,25 +11,27 @@ use tracing_subscriber::layer::{Context, Layer};
 
 /// A tracing layer writing one hclog JSON line per event to stderr.
 pub struct HclogLayer {
+    module: &'static str,
     max_level: Level,
 }
 
 impl HclogLayer {
-    /// Logs events at `max_level` and more severe.
-    pub fn new(max_level: Level) -> HclogLayer {
-        HclogLayer { max_level }
+    /// Logs events at `max_level` and more severe, as hclog module `module`.
+    pub fn new(module: &'static str, max_level: Level) -> HclogLayer {
+        HclogLayer { module, max_level }
     }
 }
 
-/// Installs the layer as the global subscriber; the level comes from `LITELLM_PLUGIN_LOG_LEVEL`
-/// (`trace`, `debug`, `info`, `warn`, `error`; default `info`).
-pub fn init() {
+/// Installs the layer as the global subscriber for hclog module `module`; the level comes from
+/// the environment variable `level_env` (`trace`, `debug`, `info`, `warn`, `error`; default
+/// `info`).
+pub fn init(module: &'static str, level_env: &str) {
     use tracing_subscriber::layer::SubscriberExt;
-    let level = std::env::var("LITELLM_PLUGIN_LOG_LEVEL")
+    let level = std::env::var(level_env)
         .ok()
         .and_then(|l| l.parse().ok())
         .unwrap_or(Level::INFO);
-    let subscriber = tracing_subscriber::registry().with(HclogLayer::new(level));
+    let subscriber = tracing_subscriber::registry().with(HclogLayer::new(module, level));
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
@@ -40,6 +42,7 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let line = format_line(
+            self.module,
             event.metadata().level(),
             event,
             std::time::SystemTime::now(),
@@ -49,7 +52,12 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
     }
 }
 
-fn format_line(level: &Level, event: &Event<'_>, now: std::time::SystemTime) -> String {
+fn format_line(
+    module: &str,
+    level: &Level,
+    event: &Event<'_>,
+    now: std::time::SystemTime,
+) -> String {
     let mut fields = JsonFields(Map::new());
     event.record(&mut fields);
     let mut map = fields.0;
@@ -58,7 +66,7 @@ fn format_line(level: &Level, event: &Event<'_>, now: std::time::SystemTime) -> 
         .unwrap_or(Value::String(String::new()));
     map.insert("@level".into(), Value::String(hclog_level(level).into()));
     map.insert("@message".into(), message);
-    map.insert("@module".into(), Value::String("litellm".into()));
+    map.insert("@module".into(), Value::String(module.into()));
     map.insert(
         "@timestamp".into(),
         Value::String(humantime::format_rfc3339_micros(now).to_string()),
@@ -113,10 +121,12 @@ mod tests {
         fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
             let when =
                 std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_123_456);
-            self.0
-                .lock()
-                .unwrap()
-                .push(format_line(event.metadata().level(), event, when));
+            self.0.lock().unwrap().push(format_line(
+                "mymodule",
+                event.metadata().level(),
+                event,
+                when,
+            ));
         }
     }
 
@@ -135,6 +145,7 @@ mod tests {
         assert_eq!(v["@level"], "warn");
         assert_eq!(v["@message"], "key issued");
         assert_eq!(v["@timestamp"], "2023-11-14T22:13:20.123456Z");
+        assert_eq!(v["@module"], "mymodule");
         assert_eq!(v["role"], "dev");
         assert_eq!(v["count"], 3);
     }

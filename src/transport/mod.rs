@@ -32,7 +32,7 @@ use tonic_health::server::HealthService;
 use self::backend_server::{BackendService, Factory};
 use self::broker::{Broker, BrokerService};
 use self::grpc_server::{HealthServer, Routes};
-use self::handshake::LaunchEnv;
+use self::handshake::{HandshakeError, LaunchEnv};
 use self::services::{Controller, Multiplexing, Stdio, Version};
 use self::socket::HostSocket;
 use self::tls::PluginIdentity;
@@ -52,17 +52,32 @@ const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 /// How often we check that the host is still our parent.
 const PARENT_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
+/// What the transport needs to know about the plugin it serves, and nothing else.
+pub struct PluginInfo {
+    /// The environment variable that sets the log level, e.g. `MY_PLUGIN_LOG_LEVEL`.
+    pub log_level_env: &'static str,
+    /// The hclog `@module` of every log line.
+    pub log_module: &'static str,
+    /// Printed after the refusal when someone runs the binary by hand: how to register and
+    /// mount it.
+    pub usage: &'static str,
+}
+
 /// Serves backends built by `factory` to the host that launched this process, until the host
 /// asks us to stop. Returns the process exit code.
-pub fn serve<S: Send + Sync + 'static>(factory: Factory<S>) -> ExitCode {
+pub fn serve<S: Send + Sync + 'static>(factory: Factory<S>, info: PluginInfo) -> ExitCode {
     let launch = match LaunchEnv::from_env() {
         Ok(launch) => launch,
+        Err(e @ HandshakeError::NotLaunchedByHost) => {
+            eprintln!("{e}\n\n{}", info.usage);
+            return ExitCode::FAILURE;
+        }
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    log::init();
+    log::init(info.log_module, info.log_level_env);
     // One thread: the plugin serves one host over one connection, and per request a
     // single-threaded runtime costs less CPU than a work-stealing one (no cross-thread wake-ups).
     let runtime = match tokio::runtime::Builder::new_current_thread()

@@ -1,0 +1,78 @@
+//! Where the engine keeps what it stores: every storage key of the mount, in one table.
+//!
+//! | key | holds | replication | seal-wrapped |
+//! |---|---|---|---|
+//! | `config` | LiteLLM URL, admin key, TLS settings, `last_rotated` | replicated | yes |
+//! | `config/auto-tidy` | auto-tidy settings | replicated | no |
+//! | `roles/<name>` | a role | replicated | no |
+//! | `keys/<token_id>` | the key index: one entry per issued, unrevoked key | local | no |
+//! | `tidy/index-since` | when this mount started indexing its keys | local | no |
+//! | `tidy/last-auto-tidy` | when auto-tidy last ran | local | no |
+//! | `wal/<uuid>` | write-ahead entries of issues in flight (the framework's) | local | no |
+//!
+//! Local entries mirror the leases, which are local to each cluster too: what one cluster
+//! issued, only that cluster indexes and rolls back.
+
+use crate::framework::{SpecialPaths, wal};
+
+/// The connection to LiteLLM.
+pub const CONFIG: &str = "config";
+/// Auto-tidy settings.
+pub const AUTO_TIDY: &str = "config/auto-tidy";
+/// Roles, one entry per name.
+pub const ROLES: &str = "roles/";
+/// The key index, one entry per key hash.
+pub const KEY_INDEX: &str = "keys/";
+/// Tidy's bookkeeping: [`INDEX_SINCE`] and [`LAST_AUTO_TIDY`].
+pub const TIDY_STATE: &str = "tidy/";
+/// When this mount started indexing its keys.
+pub const INDEX_SINCE: &str = "tidy/index-since";
+/// When auto-tidy last ran.
+pub const LAST_AUTO_TIDY: &str = "tidy/last-auto-tidy";
+
+/// The storage key of role `name`.
+pub fn role(name: &str) -> String {
+    format!("{ROLES}{name}")
+}
+
+/// The table above, as the host needs it.
+pub fn special_paths() -> SpecialPaths {
+    SpecialPaths {
+        seal_wrap_storage: vec![CONFIG.to_string()],
+        local_storage: vec![
+            wal::WAL_PREFIX.to_string(),
+            KEY_INDEX.to_string(),
+            TIDY_STATE.to_string(),
+        ],
+        ..SpecialPaths::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tidy_bookkeeping_is_local_and_config_alone_is_seal_wrapped() {
+        let special = special_paths();
+        for key in [INDEX_SINCE, LAST_AUTO_TIDY, "keys/ab", "wal/1"] {
+            assert!(
+                special
+                    .local_storage
+                    .iter()
+                    .any(|p| key.starts_with(p.as_str())),
+                "{key} is not local"
+            );
+        }
+        for key in [CONFIG, AUTO_TIDY, "roles/dev"] {
+            assert!(
+                !special
+                    .local_storage
+                    .iter()
+                    .any(|p| key.starts_with(p.as_str())),
+                "{key} is local"
+            );
+        }
+        assert_eq!(special.seal_wrap_storage, [CONFIG]);
+    }
+}
