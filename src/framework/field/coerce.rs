@@ -183,8 +183,6 @@ pub(super) fn coerce_duration(value: &Value, show: Shower) -> Result<Duration, S
     })
 }
 
-/// `parseutil.ParseDurationSecond` for strings: empty is zero, a bare number
-
 pub(super) fn coerce_strings(value: &Value, show: Shower) -> Result<Vec<String>, String> {
     match value {
         Value::String(s) => Ok(s

@@ -11,6 +11,7 @@ pub(super) enum DurationError {
     TooLarge,
 }
 
+/// `parseutil.ParseDurationSecond` for strings: empty is zero, a bare number
 /// is seconds, anything else is a duration string with units.
 pub(super) fn parse_duration_text(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
