@@ -19,6 +19,10 @@
 //!
 //! [`proto`] holds the code generated from the protocol definitions in `proto/`.
 
+// The module maps link to crate-private modules on purpose: `cargo doc --document-private-items`
+// is how this crate is read.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod engine;
 pub mod framework;
 pub mod proto;

@@ -3,26 +3,28 @@
 //! - [`state`]: what one mount shares between requests (client and role caches).
 //! - [`path_config`]: the connection to LiteLLM; [`path_rotate_root`]: replacing the admin key
 //!   with one only Vault knows.
-//! - [`path_roles`]: what a credential may do; [`identity`]: a role's identity templates.
+//! - [`path_roles`]: what a credential may do; [`key_owner`] and [`identity`]: whom a role's
+//!   keys belong to, from the caller's Vault identity.
 //! - [`path_creds`]: issuing a key; [`secret_key`]: its lease (renew, revoke, WAL rollback).
 //! - [`key_index`]: the keys this mount issued and has not revoked.
 //! - [`path_tidy`]: `tidy` and `config/auto-tidy`, deleting keys no lease accounts for.
 //! - [`client`]: LiteLLM's key API.
 
-pub mod alias;
+pub(crate) mod alias;
 pub mod client;
-pub mod error;
-pub mod identity;
+pub(crate) mod error;
+pub(crate) mod identity;
 pub mod key_index;
-pub mod layout;
-pub mod path_config;
-pub mod path_creds;
-pub mod path_roles;
-pub mod path_rotate_root;
-pub mod path_tidy;
-pub mod secret_key;
-pub mod stamps;
-pub mod state;
+pub(crate) mod key_owner;
+pub(crate) mod layout;
+pub(crate) mod path_config;
+pub(crate) mod path_creds;
+pub(crate) mod path_roles;
+pub(crate) mod path_rotate_root;
+pub(crate) mod path_tidy;
+pub(crate) mod secret_key;
+pub(crate) mod stamps;
+mod state;
 
 use std::sync::Arc;
 

@@ -20,7 +20,8 @@ use crate::engine::alias;
 use crate::engine::client::{ChosenKey, GenerateKeyRequest, duration_string};
 use crate::engine::error::{Error, Result};
 use crate::engine::key_index::{self, IndexEntry};
-use crate::engine::path_roles::{self, KeyOwner, Role};
+use crate::engine::key_owner::{self, KeyOwner};
+use crate::engine::path_roles::{self, Role};
 use crate::engine::secret_key::{self, IssueWal, KeyLease};
 use crate::engine::stamps::Stamps;
 use crate::framework::lease::{MountLeaseLimits, TtlRequest, calculate_ttl, human_duration};
@@ -63,7 +64,7 @@ async fn issue(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
         .await?
         .ok_or_else(|| Error::NoSuchRole(role_name.clone()))?;
     // Before the WAL entry and LiteLLM: a caller the role's templates cannot resolve costs nothing.
-    let owner = role.key_owner(&req).await?;
+    let owner = key_owner::resolve(&role, &req).await?;
     let alias = alias::issued(&role.key_alias_prefix, &role_name);
     let client = state.client(&req.storage).await?;
 

@@ -9,13 +9,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::engine::error::{Error, Result};
-use crate::engine::identity::{self, Template};
+use crate::engine::key_owner;
 use crate::engine::{MountState, layout, stamps};
 use crate::framework::{
     DefaultValue, Field, FieldData, FieldType, Operation, Path, Request, Response, Storage,
     existence_check, handler,
 };
-use crate::proto::logical;
 
 /// What issued keys' aliases start with unless the role says otherwise.
 const DEFAULT_KEY_ALIAS_PREFIX: &str = "vault";
@@ -142,7 +141,7 @@ pub struct Role {
     pub team_id: Option<String>,
     /// LiteLLM user.
     pub user_id: Option<String>,
-    /// Identity template for the team, as written (validated on write; see [`identity`]).
+    /// Identity template for the team, as written (validated on write; see [`identity`](crate::engine::identity)).
     /// Defaulted so roles stored before templates existed still load.
     #[serde(default)]
     pub team_id_template: Option<String>,
@@ -251,7 +250,7 @@ impl Role {
                 *slot = if source.is_empty() {
                     None
                 } else {
-                    parse_template(name, source)?;
+                    key_owner::parse_template(name, source)?;
                     Some(source.to_string())
                 };
             }
@@ -321,98 +320,6 @@ impl Role {
         }
         Ok(())
     }
-}
-
-/// The LiteLLM team and user a key is issued for.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyOwner {
-    /// LiteLLM team.
-    pub team_id: Option<String>,
-    /// LiteLLM user.
-    pub user_id: Option<String>,
-}
-
-impl Role {
-    /// The team and user of a key issued for this role to the caller of `req`: the fixed ids,
-    /// or the templates rendered for the caller's identity entity. The entity is looked up once,
-    /// and only when a template is set. Any failure to resolve is the caller's 400, naming the
-    /// template field and what is missing.
-    pub async fn key_owner(&self, req: &Request) -> Result<KeyOwner> {
-        let team = RoleTemplate::load("team_id_template", &self.team_id_template)?;
-        let user = RoleTemplate::load("user_id_template", &self.user_id_template)?;
-        if team.is_none() && user.is_none() {
-            return Ok(KeyOwner {
-                team_id: self.team_id.clone(),
-                user_id: self.user_id.clone(),
-            });
-        }
-        let fields: Vec<&str> = [&team, &user]
-            .into_iter()
-            .flatten()
-            .map(|t| t.field)
-            .collect();
-        let need = if fields.len() > 1 { "need" } else { "needs" };
-        let fields = fields.join(" and ");
-        if req.entity_id.is_empty() {
-            return Err(Error::invalid(format!(
-                "the role's {fields} {need} the caller's identity entity, but the token has none (root tokens and tokens without an entity cannot use this role)"
-            )));
-        }
-        let entity = req.system.entity(&req.entity_id).await?.ok_or_else(|| {
-            Error::invalid(format!(
-                "the role's {fields} {need} the caller's identity entity, but entity {:?} was not found",
-                req.entity_id
-            ))
-        })?;
-        Ok(KeyOwner {
-            team_id: match team {
-                Some(team) => Some(team.render(&entity)?),
-                None => self.team_id.clone(),
-            },
-            user_id: match user {
-                Some(user) => Some(user.render(&entity)?),
-                None => self.user_id.clone(),
-            },
-        })
-    }
-}
-
-/// A role's template field, parsed.
-struct RoleTemplate<'a> {
-    field: &'static str,
-    source: &'a str,
-    template: Template,
-}
-
-impl<'a> RoleTemplate<'a> {
-    /// Parses the stored template of `field`, if set. Parsed again at issue rather than
-    /// trusted, so a template stored by a laxer version fails clearly, before any host call.
-    fn load(field: &'static str, source: &'a Option<String>) -> Result<Option<RoleTemplate<'a>>> {
-        let Some(source) = source.as_deref() else {
-            return Ok(None);
-        };
-        Ok(Some(RoleTemplate {
-            field,
-            source,
-            template: parse_template(field, source)?,
-        }))
-    }
-
-    /// The value for `entity`, or a 400 naming the field and what the entity lacks.
-    fn render(&self, entity: &logical::Entity) -> Result<String> {
-        identity::render(&self.template, entity).map_err(|e| {
-            Error::invalid(format!(
-                "{} {:?} cannot be resolved for the caller: {e}",
-                self.field, self.source
-            ))
-        })
-    }
-}
-
-/// Parses template field `name`, with an error naming the field.
-fn parse_template(name: &str, source: &str) -> Result<Template> {
-    Template::parse(source)
-        .map_err(|e| Error::invalid(format!("{name} {source:?} is invalid: {e}")))
 }
 
 /// The `roles/<name>` and `roles/` paths.

@@ -128,14 +128,6 @@ pub fn calculate_ttl(
     Ok(CalculatedTtl { ttl, warnings })
 }
 
-/// [`calculate_ttl`] against the system clock.
-pub fn calculate_ttl_now(
-    limits: MountLeaseLimits,
-    req: TtlRequest,
-) -> Result<CalculatedTtl, TtlError> {
-    calculate_ttl(limits, req, SystemTime::now())
-}
-
 /// Go's `time.Duration` `String()` with Vault's `humanDuration` trimming:
 /// 90s → `1m30s`, 3600s → `1h`, 60s → `1m`, 0 → `0s`, 2764800s → `768h`,
 /// 1.5s → `1.5s`, 1.5ms → `1.5ms`.
@@ -550,7 +542,7 @@ mod tests {
             start_time: SystemTime::now().checked_sub(secs(MIN)),
             ..Default::default()
         };
-        let got = calculate_ttl_now(MOUNT, req).map(|c| c.ttl);
+        let got = calculate_ttl(MOUNT, req, SystemTime::now()).map(|c| c.ttl);
         assert!(
             matches!(got, Ok(ttl) if (secs(59)..=secs(61)).contains(&ttl)),
             "{got:?}"

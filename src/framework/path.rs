@@ -9,15 +9,25 @@ use super::{BoxFuture, Request, Response, Result};
 /// What the host asks a path to do (`Request.operation` on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Operation {
+    /// `read`.
     Read,
+    /// `create`: a write to a path whose existence check found nothing.
     Create,
+    /// `update`: any other write.
     Update,
+    /// `patch`.
     Patch,
+    /// `delete`.
     Delete,
+    /// `list`.
     List,
+    /// `help`: answered by the framework from the path table.
     Help,
+    /// `renew` of a lease this backend issued.
     Renew,
+    /// `revoke` of a lease this backend issued.
     Revoke,
+    /// `rollback`: the host's periodic tick (periodic function, then WAL rollback).
     Rollback,
     /// OpenBao 2.7 asks before each user request whether the plugin rewrites the path.
     ResolvePath,

@@ -83,13 +83,6 @@ impl LaunchEnv {
     }
 }
 
-/// Reads a host-set variable, preferring OpenBao's `BAO_` spelling over Vault's `VAULT_`.
-pub fn host_var(name: &str) -> Option<String> {
-    env::var(format!("BAO_{name}"))
-        .or_else(|_| env::var(format!("VAULT_{name}")))
-        .ok()
-}
-
 /// The handshake line: `1|5|unix|<socket>|grpc|<server cert DER, base64 without padding>`.
 /// No 7th field: we do not offer go-plugin's broker multiplexing.
 pub fn handshake_line(socket_path: &str, server_cert_der: &[u8]) -> String {

@@ -7,15 +7,15 @@
 //! [`host_channel`], as the framework's storage and system view ([`host_services`]). Both directions run on Unix sockets that wake the plugin for reads only
 //! ([`socket`]). Logs go to stderr in hclog's JSON format ([`log`]).
 
-pub mod backend_server;
-pub mod broker;
-pub mod grpc_server;
-pub mod handshake;
-pub mod host_channel;
-pub mod host_services;
-pub mod log;
-pub mod services;
-pub mod socket;
+pub(crate) mod backend_server;
+pub(crate) mod broker;
+pub(crate) mod grpc_server;
+pub(crate) mod handshake;
+pub(crate) mod host_channel;
+pub(crate) mod host_services;
+pub(crate) mod log;
+pub(crate) mod services;
+pub(crate) mod socket;
 pub mod tls;
 
 use std::path::{Path, PathBuf};

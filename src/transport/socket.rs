@@ -57,6 +57,7 @@ impl HostSocket {
     }
 }
 
+#[allow(unsafe_code)]
 fn register(socket: StdUnixStream, interest: Interest) -> io::Result<AsyncFd<StdUnixStream>> {
     // SAFETY: a `UnixStream` owns its descriptor: it stays open, and the same, until the
     // `AsyncFd` drops the stream.

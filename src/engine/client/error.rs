@@ -50,7 +50,7 @@ pub enum ApiError {
         message: String,
     },
     /// A success status with a body that is not the expected JSON (not JSON, truncated,
-    /// larger than [`MAX_RESPONSE_BYTES`], or missing a required field).
+    /// larger than [`MAX_RESPONSE_BYTES`](super::MAX_RESPONSE_BYTES), or missing a required field).
     #[error("LiteLLM {op} returned an invalid response: {reason}")]
     InvalidResponse {
         /// The route that was being called.
@@ -58,7 +58,7 @@ pub enum ApiError {
         /// What was wrong with the body.
         reason: String,
     },
-    /// The [`ClientConfig`] cannot be used.
+    /// The [`ClientConfig`](super::ClientConfig) cannot be used.
     #[error("invalid LiteLLM client configuration: {0}")]
     InvalidConfig(String),
 }

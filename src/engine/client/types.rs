@@ -22,7 +22,7 @@ pub struct GenerateKeyRequest {
     /// Alias; must be unique among live keys (LiteLLM answers 400 otherwise). Omitted if empty.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub key_alias: String,
-    /// Lifetime as `"<n>s"` (see [`duration_string`]); `None` = never expires.
+    /// Lifetime as `"<n>s"` (see [`duration_string`](super::duration_string)); `None` = never expires.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,
     /// Allowed models; empty = all models of the proxy.
@@ -194,7 +194,7 @@ pub struct KeyInfo {
     pub deleted_at: Option<String>,
 }
 
-/// One entry of [`Client::list_aliases`].
+/// One entry of [`Client::list_aliases`](super::Client::list_aliases).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListedKey {
     /// SHA-256 hex of the key.
@@ -209,7 +209,7 @@ pub struct ListedKey {
     pub created_at: Option<SystemTime>,
 }
 
-/// The caller's own key, as [`Client::self_info`] reports it.
+/// The caller's own key, as [`Client::self_info`](super::Client::self_info) reports it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OwnKey {
     /// SHA-256 hex of the key the client authenticates with.

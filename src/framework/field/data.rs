@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::{Field, FieldError, FieldValue};
 
+/// Request data after coercion against a schema.
 pub struct FieldData {
     schema: &'static [Field],
     values: BTreeMap<String, FieldValue>,
@@ -156,33 +157,9 @@ impl FieldData {
         }
     }
 
-    /// The provided string, else the schema default, else `""`.
-    pub fn str_or_default(&self, name: &str) -> String {
-        match self.get_or_default(name) {
-            Some(FieldValue::Str(s)) => s,
-            _ => String::new(),
-        }
-    }
-
-    /// The provided integer, else the schema default, else `0`.
-    pub fn int_or_default(&self, name: &str) -> i64 {
-        match self.get_or_default(name) {
-            Some(FieldValue::Int(i)) => i,
-            _ => 0,
-        }
-    }
-
     /// The provided boolean, else the schema default, else `false`.
     pub fn bool_or_default(&self, name: &str) -> bool {
         matches!(self.get_or_default(name), Some(FieldValue::Bool(true)))
-    }
-
-    /// The provided float, else the schema default, else `0.0`.
-    pub fn float_or_default(&self, name: &str) -> f64 {
-        match self.get_or_default(name) {
-            Some(FieldValue::Float(f)) => f,
-            _ => 0.0,
-        }
     }
 
     /// The provided duration, else the schema default, else zero.
@@ -190,22 +167,6 @@ impl FieldData {
         match self.get_or_default(name) {
             Some(FieldValue::Duration(d)) => d,
             _ => Duration::ZERO,
-        }
-    }
-
-    /// The provided string list, else the schema default, else empty.
-    pub fn strings_or_default(&self, name: &str) -> Vec<String> {
-        match self.get_or_default(name) {
-            Some(FieldValue::Strings(v)) => v,
-            _ => Vec::new(),
-        }
-    }
-
-    /// The provided map, else the schema default, else empty.
-    pub fn map_or_default(&self, name: &str) -> BTreeMap<String, String> {
-        match self.get_or_default(name) {
-            Some(FieldValue::Map(m)) => m,
-            _ => BTreeMap::new(),
         }
     }
 
@@ -340,35 +301,42 @@ mod tests {
             Duration::from_secs(7200)
         );
         assert_eq!(empty.duration_or_default("grace"), Duration::from_secs(60));
-        assert_eq!(empty.int_or_default("count"), 3);
         assert!(empty.bool_or_default("enabled"));
-        assert_eq!(empty.float_or_default("budget"), 1.5);
-        assert_eq!(empty.str_or_default("label"), "none");
-        assert_eq!(empty.strings_or_default("models"), vec!["a", "b"]);
-        // No schema default: the type's zero value.
-        assert_eq!(empty.str_or_default("name"), "");
-        assert_eq!(empty.int_or_default("id"), 0);
-        assert!(empty.map_or_default("metadata").is_empty());
+        assert_eq!(empty.get_or_default("count"), Some(FieldValue::Int(3)));
+        assert_eq!(empty.get_or_default("budget"), Some(FieldValue::Float(1.5)));
+        assert_eq!(
+            empty.get_or_default("label"),
+            Some(FieldValue::Str("none".into()))
+        );
+        assert_eq!(
+            empty.get_or_default("models"),
+            Some(FieldValue::Strings(vec!["a".into(), "b".into()]))
+        );
+        // No schema default: nothing, and the typed accessors give the type's zero value.
+        assert_eq!(empty.get_or_default("name"), None);
+        assert_eq!(empty.get_or_default("metadata"), None);
         // Undeclared names also give zero values.
-        assert_eq!(empty.str_or_default("nope"), "");
         assert_eq!(empty.duration_or_default("nope"), Duration::ZERO);
         assert!(!empty.bool_or_default("nope"));
-        assert_eq!(empty.float_or_default("nope"), 0.0);
+        assert_eq!(empty.get_or_default("nope"), None);
 
         let set = parse(json!({
             "ttl": 5, "count": 0, "enabled": false, "budget": "0",
             "label": "", "models": "", "metadata": {"k": "v"}
         }))?;
         assert_eq!(set.duration_or_default("ttl"), Duration::from_secs(5));
-        assert_eq!(set.int_or_default("count"), 0);
         assert!(!set.bool_or_default("enabled"));
-        assert_eq!(set.float_or_default("budget"), 0.0);
-        assert_eq!(set.str_or_default("label"), "");
-        assert!(set.strings_or_default("models").is_empty());
+        assert_eq!(set.get_or_default("count"), Some(FieldValue::Int(0)));
+        assert_eq!(set.get_or_default("budget"), Some(FieldValue::Float(0.0)));
         assert_eq!(
-            set.map_or_default("metadata").get("k").map(String::as_str),
-            Some("v")
+            set.get_or_default("label"),
+            Some(FieldValue::Str(String::new()))
         );
+        assert_eq!(
+            set.get_or_default("models"),
+            Some(FieldValue::Strings(vec![]))
+        );
+        assert_eq!(set.get_or_default("metadata"), Some(map(&[("k", "v")])));
         Ok(())
     }
 
@@ -429,7 +397,7 @@ mod tests {
         ];
         let data = FieldData::parse(BAD, Map::new())?;
         assert_eq!(data.duration_or_default("d"), Duration::ZERO);
-        assert_eq!(data.int_or_default("n"), 0);
+        assert_eq!(data.get_or_default("n"), None);
         assert_eq!(data.get_or_default("d"), None);
         Ok(())
     }
