@@ -23,7 +23,8 @@ func statusOf(t *testing.T, m *Mount, op logical.Operation, path string, data ma
 	status, shown := VaultHTTPStatus(req, resp, err)
 	msg := ""
 	if shown != nil {
-		msg = shown.Error()
+		// One line: core's multierror wrapping prints as "1 error occurred:\n\t* ...".
+		msg = strings.Join(strings.Fields(shown.Error()), " ")
 	}
 	return status, msg
 }
@@ -197,9 +198,8 @@ func upstreamScenario(t *testing.T, m *Mount, base, masterKey string) string {
 
 // Failures of LiteLLM are not the caller's: unreachable -> 502, timed out -> 504, as coded
 // errors (ProtoError err_type 3), so that Vault's clients retry them.
-//
-// PENDING the Rust change to CodedError 502/504: until it lands, the plugin answers these
-// with an error response, which Vault turns into 400, and this test fails.
+// (Before main's 215a5b3 the plugin answered these with an error response, which Vault
+// turns into 400; this test failed then.)
 func TestLiteLLMFailureStatuses_Unreachable502_Timeout504(t *testing.T) {
 	h := newHarness(t)
 	m := h.mount("litellm/", mountDefaultTTL, mountMaxTTL)
