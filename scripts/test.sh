@@ -131,6 +131,7 @@ step "shellcheck scripts" lint_scripts
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --all-targets -- -D warnings
 step "cargo test --all-targets" cargo test --all-targets
+step "Go tests on HashiCorp's sdk" env PLUGIN_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/vault-plugin-secrets-litellm" "$ROOT/tests/vault-sdk/run.sh"
 # A free port, so a developer's own dev server on 8200 is not in the way.
 step "scripts/dev.sh --once (main job)" env BAO_PORT=0 "$ROOT/scripts/dev.sh" --once </dev/null
 
