@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{Number, Value};
+use serde_json::{Map, Number, Value};
 
 use super::MAX_DURATION;
 use super::duration::{DurationError, parse_duration_text};
@@ -286,6 +286,20 @@ fn insert_pair(
     }
     out.insert(key.to_owned(), value.trim().to_owned());
     Ok(())
+}
+
+/// `TypeMap`: a JSON object as is. A string must hold one, since the CLI sends every value as
+/// a string (`key_settings='{"soft_budget": 1}'`).
+pub(super) fn coerce_object(value: &Value, show: Shower) -> Result<Map<String, Value>, String> {
+    match value {
+        Value::Object(map) => Ok(map.clone()),
+        Value::String(s) if s.trim().is_empty() => Ok(Map::new()),
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(format!("{} is not a JSON object", show.text(s))),
+        },
+        other => Err(format!("{} is not a JSON object", show.value(other))),
+    }
 }
 
 #[cfg(test)]
@@ -580,5 +594,36 @@ pub(super) mod tests {
             .unwrap_or_default();
         assert!(err.ends_with("… is not an integer"), "{err}");
         assert!(err.chars().count() < 100, "{err}");
+    }
+
+    #[test]
+    fn object_coercion() {
+        let object = |v: Value| match v {
+            Value::Object(m) => FieldValue::Object(m),
+            _ => unreachable!(),
+        };
+        assert_accepts(
+            FieldType::Object,
+            vec![
+                (
+                    json!({"a": 1, "b": [true]}),
+                    object(json!({"a": 1, "b": [true]})),
+                ),
+                (
+                    json!(r#"{"soft_budget": 0.5}"#),
+                    object(json!({"soft_budget": 0.5})),
+                ),
+                (json!(""), object(json!({}))),
+            ],
+        );
+        assert_rejects(
+            FieldType::Object,
+            vec![
+                (json!("[1]"), "not a JSON object"),
+                (json!("a=b"), "not a JSON object"),
+                (json!(3), "not a JSON object"),
+                (json!([{"a": 1}]), "not a JSON object"),
+            ],
+        );
     }
 }

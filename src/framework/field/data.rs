@@ -157,6 +157,14 @@ impl FieldData {
         }
     }
 
+    /// The provided JSON object, or `None` if not provided.
+    pub fn object(&self, name: &str) -> Option<&Map<String, Value>> {
+        match self.values.get(name) {
+            Some(FieldValue::Object(m)) => Some(m),
+            _ => None,
+        }
+    }
+
     /// The provided boolean, else the schema default, else `false`.
     pub fn bool_or_default(&self, name: &str) -> bool {
         matches!(self.get_or_default(name), Some(FieldValue::Bool(true)))

@@ -28,8 +28,8 @@ use std::time::Duration;
 use serde_json::{Number, Value};
 
 use coerce::{
-    Shower, coerce_bool, coerce_duration, coerce_float, coerce_int, coerce_map, coerce_string,
-    coerce_strings,
+    Shower, coerce_bool, coerce_duration, coerce_float, coerce_int, coerce_map, coerce_object,
+    coerce_string, coerce_strings,
 };
 pub use data::FieldData;
 
@@ -55,6 +55,8 @@ pub enum FieldType {
     CommaStringSlice,
     /// `TypeKVPairs`: an object, or `key=value` strings.
     KeyValueMap,
+    /// `TypeMap`: a JSON object of any values, or (for the CLI) a string holding one.
+    Object,
 }
 
 impl FieldType {
@@ -67,7 +69,7 @@ impl FieldType {
             FieldType::Float => ("number", None),
             FieldType::Duration => ("string", Some("duration")),
             FieldType::CommaStringSlice => ("array", None),
-            FieldType::KeyValueMap => ("object", None),
+            FieldType::KeyValueMap | FieldType::Object => ("object", None),
         }
     }
 
@@ -91,6 +93,7 @@ impl fmt::Display for FieldType {
             FieldType::Duration => "duration (sec)",
             FieldType::CommaStringSlice => "slice",
             FieldType::KeyValueMap => "keypair",
+            FieldType::Object => "map",
         })
     }
 }
@@ -194,6 +197,7 @@ impl Field {
             FieldType::Duration => coerce_duration(value, show).map(FieldValue::Duration),
             FieldType::CommaStringSlice => coerce_strings(value, show).map(FieldValue::Strings),
             FieldType::KeyValueMap => coerce_map(value, show).map(FieldValue::Map),
+            FieldType::Object => coerce_object(value, show).map(FieldValue::Object),
         };
         coerced.map_err(|reason| FieldError {
             field: self.name.to_owned(),
@@ -225,6 +229,8 @@ pub enum FieldValue {
     Strings(Vec<String>),
     /// From [`FieldType::KeyValueMap`].
     Map(BTreeMap<String, String>),
+    /// From [`FieldType::Object`].
+    Object(serde_json::Map<String, Value>),
 }
 
 /// A value that could not be coerced: names the field and the reason. The
