@@ -25,7 +25,7 @@
 
 #[path = "../support/bao.rs"]
 mod bao;
-#[path = "../support/fake_litellm.rs"]
+#[path = "../support/fake_litellm/mod.rs"]
 mod fake_litellm;
 
 use std::io::{BufRead, BufReader};
@@ -532,7 +532,7 @@ async fn main() {
     ));
     report.insert("handshake_ms".into(), json!(round(handshake)));
 
-    let fake = FakeLiteLlm::start(MASTER_KEY).await.expect("fake LiteLLM");
+    let fake = FakeLiteLlm::start(MASTER_KEY).expect("fake LiteLLM");
     let server = DevServer::start_with(DevServerOptions::default().log_level("warn"));
     server.register_plugin(&binary, PLUGIN, &format!("v{}", env!("CARGO_PKG_VERSION")));
     let api = Api {

@@ -15,9 +15,8 @@
 //!   derives from it) and its own temp dir, so tests can run in parallel threads.
 //! - The plugin dir starts empty and `-dev-plugin-init=false` is passed: otherwise dev mode tries
 //!   to auto-register every file in the dir at startup and aborts if one fails the probes.
-//! - Everything is blocking std. From `#[tokio::test]` code that also serves something the
-//!   plugin must reach (a mock LiteLLM on the same runtime), use the `*_async` variants or a
-//!   `multi_thread` runtime, or the blocking call starves that server.
+//! - Everything is blocking. That is fine from `#[tokio::test]` code: what the plugin reaches
+//!   while a call blocks (the fake LiteLLM) runs on a thread of its own.
 //! - A small `sh` watchdog per server kills the server, its plugins and its temp dir if the test
 //!   process dies without running `Drop` (SIGKILL, a server kept in a `static`, ...).
 //! - `BAO_TEST_KEEP=1` keeps the temp dirs; on a panicking test the server log is copied to
@@ -327,25 +326,6 @@ impl BaoClient {
         }
         resp
     }
-
-    pub async fn bao_async(&self, args: &[&str]) -> CmdOutput {
-        let c = self.clone();
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        tokio::task::spawn_blocking(move || {
-            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            c.bao(&refs)
-        })
-        .await
-        .expect("bao_async task panicked")
-    }
-
-    pub async fn http_async(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let c = self.clone();
-        let (method, path, body) = (method.to_string(), path.to_string(), body.cloned());
-        tokio::task::spawn_blocking(move || c.http(&method, &path, body.as_ref()))
-            .await
-            .expect("http_async task panicked")
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -503,10 +483,6 @@ impl DevServer {
         self.client.bao_with(args, env, stdin)
     }
 
-    pub async fn bao_async(&self, args: &[&str]) -> CmdOutput {
-        self.client.bao_async(args).await
-    }
-
     /// Raw HTTP API call with the root token: (status, JSON body). See [`BaoClient::http`].
     #[track_caller]
     pub fn http(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
@@ -516,10 +492,6 @@ impl DevServer {
     #[track_caller]
     pub fn http_ok(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
         self.client.http_ok(method, path, body)
-    }
-
-    pub async fn http_async(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        self.client.http_async(method, path, body).await
     }
 
     /// Copies `binary` into the plugin dir as `name` (atomically, so a running copy is never
