@@ -23,7 +23,7 @@
 //! taken within one run, because absolute times drift on shared machines. Output: a table on
 //! stdout and a JSON file in `bench-results/`.
 
-#[path = "../support/bao.rs"]
+#[path = "../support/bao/mod.rs"]
 mod bao;
 #[path = "../support/fake_litellm/mod.rs"]
 mod fake_litellm;

@@ -40,7 +40,10 @@ async fn plugin_killed_between_generate_and_reply_leaves_no_key() {
     );
 
     // Rollback (run by the host before unmount, and every minute) deletes the orphan; unmount
-    // revokes the lease of the retried key. Nothing is left.
+    // revokes the lease of the retried key. Nothing is left. Rollback only takes WAL entries
+    // older than LITELLM_PLUGIN_WAL_MIN_AGE (1 s), judged by the plugin process's own clock
+    // under a real OpenBao, which no test can move: so this waits, in real time, for the orphan's
+    // entry to come of age (and nothing observable says when it has).
     std::thread::sleep(Duration::from_millis(1500));
     client.bao(&["secrets", "disable", "litellm"]).ok();
     assert_eventually!(
