@@ -23,6 +23,8 @@
 //! taken within one run, because absolute times drift on shared machines. Output: a table on
 //! stdout and a JSON file in `bench-results/`.
 
+// The benchmark uses a part of the harness the test tiers share.
+#[allow(dead_code)]
 #[path = "../support/bao/mod.rs"]
 mod bao;
 #[path = "../support/fake_litellm/mod.rs"]

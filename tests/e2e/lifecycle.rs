@@ -322,7 +322,7 @@ async fn a_proxy_refusing_chosen_keys_still_issues_working_indexed_keys() {
     // LiteLLM's `disable_custom_api_keys` refuses the secret the plugin chooses (403).
     let extra = ExtraLiteLlm::start("disable_custom_api_keys: true");
     let litellm = &extra.proxy;
-    let server = server_with(&litellm, DevServerOptions::default());
+    let server = server_with(litellm, DevServerOptions::default());
     let role = unique("refusing");
     write_role(&server, &role, &["models=fake-gpt", "ttl=5m"]);
 

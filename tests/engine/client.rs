@@ -510,10 +510,6 @@ async fn blocked_and_llm_api_keys() {
     }
 }
 
-/// Identical raw requests to fake and real; the answers (status + error message/type or
-/// FastAPI detail) must match. Without a real proxy the fake is checked against the values
-/// observed on LiteLLM 1.108.7.
-
 /// Update semantics that the plugin relies on, compared on both servers.
 #[tokio::test]
 async fn update_semantics() {

@@ -10,6 +10,9 @@ use crate::support::secs_from_now;
 use crate::support::target::{litellm, unique_alias};
 use crate::targets;
 
+/// Identical raw requests to fake and real; the answers (status + error message/type or
+/// FastAPI detail) must match. Without a real proxy the fake is checked against the values
+/// observed on LiteLLM 1.108.7.
 #[tokio::test]
 async fn conformance_of_raw_answers() {
     let ts = targets();
