@@ -23,9 +23,11 @@
 //! taken within one run, because absolute times drift on shared machines. Output: a table on
 //! stdout and a JSON file in `bench-results/`.
 
-#[path = "../support/bao.rs"]
+// The benchmark uses a part of the harness the test tiers share.
+#[allow(dead_code)]
+#[path = "../support/bao/mod.rs"]
 mod bao;
-#[path = "../support/fake_litellm.rs"]
+#[path = "../support/fake_litellm/mod.rs"]
 mod fake_litellm;
 
 use std::io::{BufRead, BufReader};
@@ -532,7 +534,7 @@ async fn main() {
     ));
     report.insert("handshake_ms".into(), json!(round(handshake)));
 
-    let fake = FakeLiteLlm::start(MASTER_KEY).await.expect("fake LiteLLM");
+    let fake = FakeLiteLlm::start(MASTER_KEY).expect("fake LiteLLM");
     let server = DevServer::start_with(DevServerOptions::default().log_level("warn"));
     server.register_plugin(&binary, PLUGIN, &format!("v{}", env!("CARGO_PKG_VERSION")));
     let api = Api {

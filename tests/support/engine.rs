@@ -2,14 +2,21 @@
 //! LiteLLM, driven with the same requests the host sends. Fast and precise, for fault
 //! injection, caches, tidy and identity templates. Test files add their own helpers with
 //! extension traits.
+//!
+//! Time is the engine's manual clock, which [`Engine::advance`] moves together with the fake's:
+//! tests that wait for an expiry or an interval move time instead of sleeping.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
 use vault_plugin_secrets_litellm::engine::key_index;
 use vault_plugin_secrets_litellm::engine::{MountState, factory};
 use vault_plugin_secrets_litellm::framework::system_view::FixedSystemView;
 use vault_plugin_secrets_litellm::framework::{
-    self, Backend, LeaseSecret, RawRequest, Response, Storage, SystemView, wal,
+    self, Backend, Clock, LeaseSecret, RawRequest, Response, Storage, SystemView, wal,
 };
+use vault_plugin_secrets_litellm::proto::logical;
 
 use super::fake_litellm::FakeLiteLlm;
 
@@ -35,15 +42,13 @@ impl Engine {
 
     /// The same, on a host with the given lease limits and identity entities.
     pub async fn start_with(system: FixedSystemView) -> Engine {
-        let litellm = FakeLiteLlm::start(MASTER_KEY).await.unwrap();
-        let engine = Engine {
-            backend: factory(),
-            storage: Storage::memory(),
-            system: SystemView::new(system),
-            litellm,
-        };
+        let litellm = FakeLiteLlm::start(MASTER_KEY).expect("starting the fake LiteLLM");
+        let engine = Engine::on(Storage::memory(), SystemView::new(system), litellm);
         let config = json!({"base_url": engine.litellm.url(), "master_key": MASTER_KEY, "request_timeout": "1s"});
-        engine.call("update", "config", config).await.unwrap();
+        engine
+            .call("update", "config", config)
+            .await
+            .expect("writing config");
         engine
             .call(
                 "update",
@@ -51,15 +56,46 @@ impl Engine {
                 json!({"models": "fake-gpt", "ttl": "5m", "max_ttl": "1h"}),
             )
             .await
-            .unwrap();
+            .expect("writing role dev");
         engine
+    }
+
+    /// A fresh engine (a new process, as far as the mount knows) on `storage`, with a manual
+    /// clock set to now; the fake's clock is stopped at the same instant, so the two agree
+    /// until [`Engine::advance`] moves both.
+    pub fn on(storage: Storage, system: SystemView, litellm: FakeLiteLlm) -> Engine {
+        let start = SystemTime::now();
+        let mut backend = factory();
+        backend.clock = Clock::manual(start);
+        litellm.freeze_clock(start);
+        Engine {
+            backend,
+            storage,
+            system,
+            litellm,
+        }
+    }
+
+    /// The engine's time.
+    pub fn now(&self) -> SystemTime {
+        self.backend.clock.now()
+    }
+
+    /// Moves time forward by `by` for the engine and for the fake LiteLLM.
+    #[track_caller]
+    pub fn advance(&self, by: Duration) {
+        assert!(
+            self.backend.clock.advance(by),
+            "the engine's clock is manual"
+        );
+        self.litellm.advance_clock(by);
     }
 
     /// The data of a successful response (panics on an error or a response without data).
     pub async fn data(&self, operation: &str, path: &str, body: Value) -> Value {
         self.call(operation, path, body)
             .await
-            .unwrap()
+            .unwrap_or_else(|e| panic!("{operation} {path}: {e}"))
             .and_then(|r| r.data)
             .unwrap_or_else(|| panic!("{operation} {path} answers with data"))
     }
@@ -126,12 +162,14 @@ impl Engine {
     }
 
     pub async fn wal_ids(&self) -> Vec<String> {
-        wal::list(&self.storage).await.unwrap()
+        wal::list(&self.storage).await.expect("listing the WAL")
     }
 
     /// The hashes in the key index.
     pub async fn index_entries(&self) -> Vec<String> {
-        key_index::list(&self.storage).await.unwrap()
+        key_index::list(&self.storage)
+            .await
+            .expect("listing the key index")
     }
 
     pub async fn rollback_now(&self) {
@@ -145,6 +183,44 @@ impl Engine {
         self.backend
             .handle_request(raw, self.storage.clone(), self.system.clone())
             .await
-            .unwrap();
+            .expect("an immediate rollback");
+    }
+}
+
+/// An identity entity the host knows: `alice`, with metadata and a userpass alias.
+pub const ALICE: &str = "7d1b3c56-0000-4000-8000-00000000a11c";
+/// An entity the host knows that has no metadata and no aliases.
+pub const BARE: &str = "7d1b3c56-0000-4000-8000-00000000ba4e";
+/// The accessor of alice's userpass mount.
+pub const USERPASS: &str = "auth_userpass_5e7f9a1b";
+
+/// The identity entity `alice` (team `research`, alias `alice-login` on [`USERPASS`] with org
+/// `lab`).
+pub fn alice() -> logical::Entity {
+    logical::Entity {
+        id: ALICE.into(),
+        name: "alice".into(),
+        metadata: [("team".to_string(), "research".to_string())].into(),
+        aliases: vec![logical::Alias {
+            mount_type: "userpass".into(),
+            mount_accessor: USERPASS.into(),
+            name: "alice-login".into(),
+            metadata: [("org".to_string(), "lab".to_string())].into(),
+            ..logical::Alias::default()
+        }],
+        ..logical::Entity::default()
+    }
+}
+
+/// A host that knows the entities `alice` and `bare`.
+pub fn known_entities() -> FixedSystemView {
+    let bare = logical::Entity {
+        id: BARE.into(),
+        name: "bare".into(),
+        ..logical::Entity::default()
+    };
+    FixedSystemView {
+        entities: BTreeMap::from([(ALICE.to_string(), alice()), (BARE.to_string(), bare)]),
+        ..FixedSystemView::default()
     }
 }

@@ -1,14 +1,24 @@
-//! Shared test support: the OpenBao harness, the fake LiteLLM, and helpers to mount the plugin.
-#![allow(dead_code)]
+//! Shared test support, compiled into both tiers (`tests/engine`, `tests/e2e`): the OpenBao
+//! harness ([`bao`]), the in-process engine ([`engine`]), the fake LiteLLM ([`fake_litellm`]),
+//! the client targets ([`target`]), and, once each, the helpers the scenario files share:
+//! mounting and configuring the plugin, issuing and revoking through the CLI, reading a
+//! response, time arithmetic, admin clients, and [`assert_eventually!`], whose patience scales
+//! with `TEST_PATIENCE`.
 
 pub mod bao;
 pub mod engine;
 pub mod fake_litellm;
+pub mod target;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use self::bao::DevServer;
+use serde_json::{Map, Value, json};
+use vault_plugin_secrets_litellm::engine::client::{
+    Client, ClientConfig, GenerateKeyRequest, GeneratedKey,
+};
+
+use self::bao::{DevServer, DevServerOptions};
 
 /// The catalog name tests register the plugin under.
 pub const PLUGIN: &str = "vault-plugin-secrets-litellm";
@@ -120,35 +130,51 @@ pub struct ExtraLiteLlm {
 }
 
 impl ExtraLiteLlm {
-    /// Starts a proxy whose `general_settings` also hold `settings` (YAML lines).
+    /// Starts a proxy whose `general_settings` also hold `settings` (YAML lines). The port is
+    /// taken by bind-and-drop, so another process can win it before the proxy binds: then a
+    /// new port is tried, as [`DevServer`] does.
     #[track_caller]
     pub fn start(settings: &str) -> ExtraLiteLlm {
+        const ATTEMPTS: usize = 3;
         let main = RealLiteLlm::from_env();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let run_dir = std::env::temp_dir().join(format!("litellm-extra-{port}"));
-        let extra = ExtraLiteLlm {
-            proxy: RealLiteLlm {
-                url: format!("http://127.0.0.1:{port}"),
-                master_key: main.master_key,
-            },
-            port,
-            run_dir,
-        };
-        let out = extra
-            .script("proxy-start")
-            .env("LITELLM_EXTRA_SETTINGS", settings)
-            .output()
-            .expect("run scripts/run-litellm.sh");
-        assert!(
-            out.status.success(),
+        let mut failures = Vec::new();
+        for _ in 0..ATTEMPTS {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("a free port");
+            let run_dir = std::env::temp_dir().join(format!("litellm-extra-{port}"));
+            let extra = ExtraLiteLlm {
+                proxy: RealLiteLlm {
+                    url: format!("http://127.0.0.1:{port}"),
+                    master_key: main.master_key.clone(),
+                },
+                port,
+                run_dir,
+            };
+            let out = extra
+                .script("proxy-start")
+                .env("LITELLM_EXTRA_SETTINGS", settings)
+                .output()
+                .expect("run scripts/run-litellm.sh");
+            if out.status.success() {
+                return extra;
+            }
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            let lost_the_port = stderr.contains("address already in use")
+                || stderr.contains("Address already in use")
+                || std::fs::read_to_string(extra.run_dir.join("litellm.log"))
+                    .is_ok_and(|log| log.contains("address already in use"));
+            failures.push(stderr);
+            if !lost_the_port {
+                break;
+            }
+        }
+        panic!(
             "starting a second local proxy (scripts/run-litellm.sh proxy-start, which needs the \
              local stack of `scripts/run-litellm.sh start`) failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+            failures.join("\n--- next attempt ---\n")
         );
-        extra
     }
 
     fn script(&self, command: &str) -> std::process::Command {
@@ -167,16 +193,191 @@ impl Drop for ExtraLiteLlm {
     }
 }
 
-/// Polls `check` until it returns true or `timeout` passes.
-pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        if check() {
-            return true;
-        }
-        if std::time::Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+/// `read litellm/creds/<role>` through the CLI: the whole response.
+#[track_caller]
+pub fn issue(server: &DevServer, role: &str) -> Value {
+    server
+        .bao(&["read", "-format=json", &format!("litellm/creds/{role}")])
+        .ok()
+        .json()
+}
+
+/// The lease id of an issue's response.
+#[track_caller]
+pub fn lease_id(creds: &Value) -> String {
+    creds["lease_id"].as_str().expect("lease_id").to_string()
+}
+
+/// The key's hash (`token_id`) in an issue's response.
+#[track_caller]
+pub fn token_id(creds: &Value) -> String {
+    creds["data"]["token_id"]
+        .as_str()
+        .expect("token_id")
+        .to_string()
+}
+
+/// The key itself in an issue's response.
+#[track_caller]
+pub fn key(creds: &Value) -> String {
+    creds["data"]["key"].as_str().expect("key").to_string()
+}
+
+/// Whether OpenBao still knows the lease.
+#[track_caller]
+pub fn lease_exists(server: &DevServer, lease: &str) -> bool {
+    let (status, _) = server.http(
+        "PUT",
+        "sys/leases/lookup",
+        Some(&json!({ "lease_id": lease })),
+    );
+    status == 200
+}
+
+/// A server (started with `options`) with the plugin at `litellm/`, configured for `url`.
+#[track_caller]
+pub fn server_for(url: &str, master_key: &str, options: DevServerOptions) -> DevServer {
+    let server = DevServer::start_with(options);
+    mount(&server, &["litellm"]);
+    configure(&server, "litellm", url, master_key);
+    server
+}
+
+/// [`server_for`] the real proxy.
+#[track_caller]
+pub fn server_with(litellm: &RealLiteLlm, options: DevServerOptions) -> DevServer {
+    server_for(&litellm.url, &litellm.master_key, options)
+}
+
+/// A name unique to this run (`<prefix>-<6 hex>`), so parallel tests and reruns never share
+/// roles or keys on the real proxy.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    )
+}
+
+/// Seconds from `b` to `a` (negative when `a` is earlier).
+pub fn secs_between(a: SystemTime, b: SystemTime) -> f64 {
+    match a.duration_since(b) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
     }
 }
+
+/// Seconds from now until `t` (negative when past).
+pub fn secs_from_now(t: SystemTime) -> f64 {
+    secs_between(t, SystemTime::now())
+}
+
+/// An admin client of the LiteLLM at `url` (30 s request timeout).
+#[track_caller]
+pub fn admin_client(url: &str, master_key: &str) -> Client {
+    let mut config = ClientConfig::new(url, master_key);
+    config.request_timeout = Duration::from_secs(30);
+    Client::new(&config).expect("an admin client")
+}
+
+impl RealLiteLlm {
+    /// An admin client of the real proxy (its master key).
+    #[track_caller]
+    pub fn admin(&self) -> Client {
+        admin_client(&self.url, &self.master_key)
+    }
+}
+
+/// A key created directly in LiteLLM through `client`, stamped (metadata `vault_mount`,
+/// `vault_role`) as the mount `mount` stamps the keys of role `role`.
+pub async fn create_key(
+    client: &Client,
+    alias: &str,
+    mount: &str,
+    role: &str,
+    duration: &str,
+) -> GeneratedKey {
+    let mut metadata = Map::new();
+    metadata.insert("vault_mount".into(), json!(mount));
+    metadata.insert("vault_role".into(), json!(role));
+    client
+        .generate(&GenerateKeyRequest {
+            key_alias: alias.to_string(),
+            duration: Some(duration.to_string()),
+            metadata,
+            ..GenerateKeyRequest::default()
+        })
+        .await
+        .expect("creating a key in LiteLLM")
+}
+
+/// An alias of the shape `creds/<role>` gives: `<prefix>-<role>-<12 hex>`.
+pub fn our_alias(prefix: &str, role: &str) -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{role}-{}", &random[..12])
+}
+
+/// The multiplier of every patience in the suite: `TEST_PATIENCE` (default 1), for slow or
+/// loaded machines. `TEST_PATIENCE=3` makes a 10 s wait 30 s.
+pub fn patience() -> f64 {
+    static PATIENCE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *PATIENCE.get_or_init(|| {
+        std::env::var("TEST_PATIENCE")
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|p| p.is_finite() && *p > 0.0)
+            .unwrap_or(1.0)
+    })
+}
+
+/// `base` scaled by [`patience`].
+pub fn patient(base: Duration) -> Duration {
+    base.mul_f64(patience())
+}
+
+/// How long [`assert_eventually!`] waits by default, before scaling by [`patience`].
+pub const EVENTUALLY: Duration = Duration::from_secs(10);
+
+/// Asserts that `cond` becomes true within 10 s (× `TEST_PATIENCE`), polling it; on timeout it
+/// panics with the message, at the caller's line.
+///
+/// - `assert_eventually!(cond, "msg {}", args)` polls every 100 ms and blocks the thread
+///   between polls: for conditions on OpenBao, the real proxy or the fake (which has a thread
+///   of its own).
+/// - `assert_eventually!(async cond, "msg")` awaits between polls (every 20 ms), and `cond`
+///   may `.await`: for conditions that depend on tasks of the test's own runtime.
+/// - `within = Duration` after the condition changes the base timeout.
+macro_rules! assert_eventually {
+    (async $cond:expr, within = $base:expr, $($msg:tt)+) => {{
+        let timeout = $crate::support::patient($base);
+        let deadline = ::std::time::Instant::now() + timeout;
+        loop {
+            if $cond {
+                break;
+            }
+            if ::std::time::Instant::now() >= deadline {
+                panic!("not within {:?}: {}", timeout, format_args!($($msg)+));
+            }
+            ::tokio::time::sleep(::std::time::Duration::from_millis(20)).await;
+        }
+    }};
+    (async $cond:expr, $($msg:tt)+) => {
+        $crate::support::assert_eventually!(async $cond, within = $crate::support::EVENTUALLY, $($msg)+)
+    };
+    ($cond:expr, within = $base:expr, $($msg:tt)+) => {{
+        let timeout = $crate::support::patient($base);
+        let deadline = ::std::time::Instant::now() + timeout;
+        loop {
+            if $cond {
+                break;
+            }
+            if ::std::time::Instant::now() >= deadline {
+                panic!("not within {:?}: {}", timeout, format_args!($($msg)+));
+            }
+            ::std::thread::sleep(::std::time::Duration::from_millis(100));
+        }
+    }};
+    ($cond:expr, $($msg:tt)+) => {
+        $crate::support::assert_eventually!($cond, within = $crate::support::EVENTUALLY, $($msg)+)
+    };
+}
+pub(crate) use assert_eventually;

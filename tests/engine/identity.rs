@@ -5,55 +5,14 @@
 //! system view knows; one case runs the real `bao` CLI against a real OpenBao (userpass login,
 //! an entity with metadata and an alias) and a real LiteLLM.
 
-mod support;
-
-use std::collections::BTreeMap;
-use std::time::Duration;
-
+use crate::support::engine::{ALICE, BARE, Engine, USERPASS, known_entities};
+use crate::support::fake_litellm::Op;
 use serde_json::{Value, json};
-use support::bao::{BaoClient, DevServer};
-use support::engine::Engine;
-use support::fake_litellm::Op;
-use support::{RealLiteLlm, configure, mount};
-use vault_plugin_secrets_litellm::engine::client::{Client, ClientConfig, KeyStatus};
-use vault_plugin_secrets_litellm::framework::system_view::FixedSystemView;
 use vault_plugin_secrets_litellm::framework::{self, ErrorKind, Response, wal};
-use vault_plugin_secrets_litellm::proto::logical;
-
-const ALICE: &str = "7d1b3c56-0000-4000-8000-00000000a11c";
-/// An entity the host knows that has no metadata and no aliases.
-const BARE: &str = "7d1b3c56-0000-4000-8000-00000000ba4e";
-const USERPASS: &str = "auth_userpass_5e7f9a1b";
-
-fn alice() -> logical::Entity {
-    logical::Entity {
-        id: ALICE.into(),
-        name: "alice".into(),
-        metadata: [("team".to_string(), "research".to_string())].into(),
-        aliases: vec![logical::Alias {
-            mount_type: "userpass".into(),
-            mount_accessor: USERPASS.into(),
-            name: "alice-login".into(),
-            metadata: [("org".to_string(), "lab".to_string())].into(),
-            ..logical::Alias::default()
-        }],
-        ..logical::Entity::default()
-    }
-}
 
 /// A mount whose host knows the entities `alice` and `bare`.
 async fn engine() -> Engine {
-    let bare = logical::Entity {
-        id: BARE.into(),
-        name: "bare".into(),
-        ..logical::Entity::default()
-    };
-    let entities = BTreeMap::from([(ALICE.to_string(), alice()), (BARE.to_string(), bare)]);
-    Engine::start_with(FixedSystemView {
-        entities,
-        ..FixedSystemView::default()
-    })
-    .await
+    Engine::start_with(known_entities()).await
 }
 
 /// Identity's helpers on the in-process engine.
@@ -92,7 +51,7 @@ fn owner(user: &str, team: &str) -> (Option<String>, Option<String>) {
     (Some(user.to_string()), Some(team.to_string()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn templates_render_the_callers_entity_into_the_key() {
     let engine = engine().await;
     let roles = [
@@ -155,7 +114,7 @@ async fn templates_render_the_callers_entity_into_the_key() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn unresolvable_templates_fail_the_issue_clearly_and_create_nothing() {
     let engine = engine().await;
     let missing_alias = format!("{{{{identity.entity.aliases.{USERPASS}.name}}}}");
@@ -231,7 +190,7 @@ async fn unresolvable_templates_fail_the_issue_clearly_and_create_nothing() {
     assert!(wal::list(&engine.storage).await.unwrap().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn role_writes_validate_templates_and_exclude_fixed_ids() {
     let engine = engine().await;
     let refused = [
@@ -321,166 +280,3 @@ async fn role_writes_validate_templates_and_exclude_fixed_ids() {
 // ---------------------------------------------------------------------------------------------
 // End to end: real OpenBao, userpass login, real LiteLLM
 // ---------------------------------------------------------------------------------------------
-
-/// Revokes every lease of the mount when dropped, so the real LiteLLM keeps none of this
-/// test's keys even when an assertion fails halfway (each issued key is in a lease).
-struct RevokeAllOnDrop(BaoClient);
-
-impl Drop for RevokeAllOnDrop {
-    fn drop(&mut self) {
-        let out = self
-            .0
-            .bao(&["lease", "revoke", "-sync", "-prefix", "litellm/creds/"]);
-        if !out.success() {
-            eprintln!("cleanup failed: {out}");
-        }
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn userpass_login_binds_keys_to_the_entity_in_real_litellm() {
-    let litellm = RealLiteLlm::from_env();
-    let server = DevServer::start();
-    mount(&server, &["litellm"]);
-    configure(&server, "litellm", &litellm.url, &litellm.master_key);
-    let root = server.client();
-    let _cleanup = RevokeAllOnDrop(root.clone());
-    // Unique per run: the LiteLLM proxy is shared, and its spend is attributed by these ids.
-    let run = &uuid::Uuid::new_v4().simple().to_string()[..6];
-    let person = format!("alice-{run}");
-    let team = format!("research-{run}");
-
-    // alice logs in with userpass; her entity carries the team in its metadata.
-    root.bao(&["auth", "enable", "userpass"]).ok();
-    let accessor = root.bao(&["auth", "list", "-format=json"]).ok().json()["userpass/"]["accessor"]
-        .as_str()
-        .expect("userpass accessor")
-        .to_string();
-    root.bao_with(
-        &["policy", "write", "litellm-creds", "-"],
-        &[],
-        Some(r#"path "litellm/creds/*" { capabilities = ["read", "update"] }"#),
-    )
-    .ok();
-    let password = uuid::Uuid::new_v4().to_string();
-    root.bao(&[
-        "write",
-        "auth/userpass/users/alice",
-        &format!("password={password}"),
-        "token_policies=litellm-creds",
-    ])
-    .ok();
-    let entity = root
-        .bao(&[
-            "write",
-            "-format=json",
-            "identity/entity",
-            &format!("name={person}"),
-            &format!("metadata=team={team}"),
-        ])
-        .ok()
-        .json();
-    let entity_id = entity["data"]["id"]
-        .as_str()
-        .expect("entity id")
-        .to_string();
-    root.bao(&[
-        "write",
-        "identity/entity-alias",
-        "name=alice",
-        &format!("canonical_id={entity_id}"),
-        &format!("mount_accessor={accessor}"),
-    ])
-    .ok();
-    let token = root
-        .bao(&[
-            "login",
-            "-method=userpass",
-            "-token-only",
-            "username=alice",
-            &format!("password={password}"),
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
-    let alice = root.with_token(&token);
-
-    // Two roles: entity name + metadata, and the alias on the userpass mount + entity id.
-    let role = format!("bound-{run}");
-    root.bao(&[
-        "write",
-        &format!("litellm/roles/{role}"),
-        "user_id_template={{identity.entity.name}}",
-        "team_id_template=team-{{identity.entity.metadata.team}}",
-        "ttl=2m",
-    ])
-    .ok();
-    let alias_role = format!("login-{run}");
-    root.bao(&[
-        "write",
-        &format!("litellm/roles/{alias_role}"),
-        &format!("user_id_template={{{{identity.entity.aliases.{accessor}.name}}}}"),
-        "team_id_template={{identity.entity.id}}",
-        "ttl=2m",
-    ])
-    .ok();
-    let read = root
-        .bao(&["read", "-format=json", &format!("litellm/roles/{role}")])
-        .ok()
-        .json();
-    assert_eq!(
-        read["data"]["team_id_template"],
-        "team-{{identity.entity.metadata.team}}"
-    );
-
-    let admin = Client::new(&ClientConfig {
-        base_url: litellm.url.clone(),
-        master_key: litellm.master_key.clone(),
-        request_timeout: Duration::from_secs(30),
-        ca_cert: None,
-        insecure_tls: false,
-    })
-    .unwrap();
-    let mut tokens = Vec::new();
-    for (role, user, team) in [
-        (&role, person.clone(), format!("team-{team}")),
-        (&alias_role, "alice".to_string(), entity_id.clone()),
-    ] {
-        let creds = alice
-            .bao(&["read", "-format=json", &format!("litellm/creds/{role}")])
-            .ok()
-            .json();
-        let token_id = creds["data"]["token_id"].as_str().unwrap().to_string();
-        let info = admin
-            .info(&token_id)
-            .await
-            .unwrap()
-            .expect("LiteLLM knows the key");
-        assert_eq!(info.user_id.as_deref(), Some(user.as_str()), "{role}");
-        assert_eq!(info.team_id.as_deref(), Some(team.as_str()), "{role}");
-        assert_eq!(
-            info.metadata.get("vault_entity_id").and_then(Value::as_str),
-            Some(entity_id.as_str())
-        );
-        tokens.push(token_id);
-    }
-
-    // The root token has no entity: the same role fails with a 400 that says why.
-    let refused = root
-        .bao(&["read", &format!("litellm/creds/{role}")])
-        .err()
-        .combined();
-    assert!(refused.contains("Code: 400"), "{refused}");
-    assert!(
-        refused.contains("user_id_template") && refused.contains("root token"),
-        "{refused}"
-    );
-
-    root.bao(&["lease", "revoke", "-sync", "-prefix", "litellm/creds/"])
-        .ok();
-    for token_id in &tokens {
-        let info = admin.info(token_id).await.unwrap();
-        assert_eq!(info.map(|i| i.status), Some(KeyStatus::Deleted));
-    }
-}

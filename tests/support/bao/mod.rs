@@ -1,5 +1,5 @@
 //! OpenBao end-to-end test harness: runs a real `bao server` per test and drives it through
-//! the real `bao` CLI and a tiny built-in HTTP client.
+//! the real `bao` CLI and its HTTP API.
 //!
 //! ```ignore
 //! let srv = DevServer::start();
@@ -15,23 +15,35 @@
 //!   derives from it) and its own temp dir, so tests can run in parallel threads.
 //! - The plugin dir starts empty and `-dev-plugin-init=false` is passed: otherwise dev mode tries
 //!   to auto-register every file in the dir at startup and aborts if one fails the probes.
-//! - Everything is blocking std. From `#[tokio::test]` code that also serves something the
-//!   plugin must reach (a mock LiteLLM on the same runtime), use the `*_async` variants or a
-//!   `multi_thread` runtime, or the blocking call starves that server.
+//! - Everything is blocking. That is fine from `#[tokio::test]` code: what the plugin reaches
+//!   while a call blocks (the fake LiteLLM) runs on a thread of its own.
 //! - A small `sh` watchdog per server kills the server, its plugins and its temp dir if the test
 //!   process dies without running `Drop` (SIGKILL, a server kept in a `static`, ...).
 //! - `BAO_TEST_KEEP=1` keeps the temp dirs; on a panicking test the server log is copied to
 //!   `$TMPDIR/bao-test-logs/` and its tail printed.
 //!
-//! Only std, tokio and serde_json are used.
-#![allow(dead_code)]
+//! Layout: this module holds [`DevServer`] and its options; [`cli`] finds `bao` and holds
+//! [`CmdOutput`]; [`client`] is [`BaoClient`] (CLI and HTTP); [`process`] the signals,
+//! watchdog, temp dirs and ports; [`log`] the server-log excerpts.
+
+mod cli;
+mod client;
+mod log;
+mod process;
+
+use cli::*;
+pub use cli::{CmdOutput, bao_bin, repo_root};
+pub use client::BaoClient;
+use client::*;
+use log::*;
+use process::*;
 
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{ErrorKind, Write};
+use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -53,304 +65,6 @@ const START_ATTEMPTS: usize = 5;
 
 const SIGKILL: i32 = 9;
 const SIGTERM: i32 = 15;
-
-unsafe extern "C" {
-    // libc's kill(2); std links libc anyway and has no API to send SIGTERM.
-    fn kill(pid: i32, sig: i32) -> i32;
-}
-
-fn send_signal(pid: u32, sig: i32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        // SAFETY: kill(2) has no memory-safety preconditions.
-        unsafe {
-            kill(pid, sig);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Locating `bao`
-// ---------------------------------------------------------------------------------------------
-
-/// Repository root (the crate whose tests include this module).
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The `bao` binary: `$BAO_BIN`, else `<repo>/.tools/bin/bao`, else `bao` on PATH; the first
-/// one whose `bao version` succeeds. Panics with install instructions when none works.
-pub fn bao_bin() -> PathBuf {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match BIN.get_or_init(find_bao) {
-        Ok(p) => p.clone(),
-        Err(e) => panic!("{e}"),
-    }
-}
-
-fn find_bao() -> Result<PathBuf, String> {
-    let mut candidates = Vec::new();
-    if let Some(p) = std::env::var_os("BAO_BIN").filter(|p| !p.is_empty()) {
-        candidates.push(PathBuf::from(p));
-    }
-    candidates.push(repo_root().join(".tools/bin/bao"));
-    if let Some(p) = search_path("bao") {
-        candidates.push(p);
-    }
-    let mut tried = Vec::new();
-    for cand in candidates {
-        // Absolute, because servers run with their temp dir as working directory.
-        let cand = fs::canonicalize(&cand).unwrap_or(cand);
-        match Command::new(&cand)
-            .arg("version")
-            .stdin(Stdio::null())
-            .output()
-        {
-            Ok(o) if o.status.success() => return Ok(cand),
-            Ok(o) => tried.push(format!(
-                "{}: {} {}",
-                cand.display(),
-                o.status,
-                String::from_utf8_lossy(&o.stderr).trim()
-            )),
-            Err(e) => tried.push(format!("{}: {e}", cand.display())),
-        }
-    }
-    Err(format!(
-        "{NOT_FOUND}\n  tried: {}",
-        tried.join("\n         ")
-    ))
-}
-
-fn search_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| {
-            p.metadata()
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
-}
-
-/// Whether `-dev-plugin-init` is accepted. It is a hidden flag (not in `bao server -h`), so
-/// it is assumed present and switched off for good the first time a server rejects it.
-static DEV_PLUGIN_INIT_FLAG: AtomicBool = AtomicBool::new(true);
-
-// ---------------------------------------------------------------------------------------------
-// Command output
-// ---------------------------------------------------------------------------------------------
-
-/// Result of running the `bao` CLI.
-#[derive(Clone, Debug)]
-pub struct CmdOutput {
-    /// Exit code; -1 if killed by a signal.
-    pub status: i32,
-    pub stdout: String,
-    pub stderr: String,
-    cmd: String,
-    log_path: Option<PathBuf>,
-}
-
-impl CmdOutput {
-    pub fn success(&self) -> bool {
-        self.status == 0
-    }
-
-    /// Panics (with both streams and the server log tail) unless the command exited 0.
-    /// Returns a copy, so both `out.ok();` and `let out = srv.bao(..).ok();` work.
-    #[track_caller]
-    pub fn ok(&self) -> CmdOutput {
-        if !self.success() {
-            panic!("command failed: {self}");
-        }
-        self.clone()
-    }
-
-    /// Panics unless the command failed (for negative tests). Returns a copy.
-    #[track_caller]
-    pub fn err(&self) -> CmdOutput {
-        if self.success() {
-            panic!("command unexpectedly succeeded: {self}");
-        }
-        self.clone()
-    }
-
-    /// stdout parsed as JSON (pass `-format=json`); panics with context if it is not JSON.
-    #[track_caller]
-    pub fn json(&self) -> Value {
-        match serde_json::from_str(&self.stdout) {
-            Ok(v) => v,
-            Err(e) => panic!("stdout is not JSON ({e}): {self}"),
-        }
-    }
-
-    /// stdout and stderr together, for `contains` checks on error messages.
-    pub fn combined(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
-impl fmt::Display for CmdOutput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "`{}` exited {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.cmd,
-            self.status,
-            self.stdout.trim_end(),
-            self.stderr.trim_end()
-        )?;
-        if let Some(p) = &self.log_path {
-            write!(f, "\n{}", log_tail_section(p))?;
-        }
-        Ok(())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Client: CLI + HTTP against one server (Clone + Send, for async helpers / other threads)
-// ---------------------------------------------------------------------------------------------
-
-/// Talks to a server; cheap to clone and `Send`, e.g. for `spawn_blocking`.
-#[derive(Clone, Debug)]
-pub struct BaoClient {
-    bin: PathBuf,
-    addr: String,
-    port: u16,
-    token: String,
-    log_path: PathBuf,
-}
-
-impl BaoClient {
-    pub fn addr(&self) -> String {
-        self.addr.clone()
-    }
-
-    pub fn token(&self) -> String {
-        self.token.clone()
-    }
-
-    /// Same client, another token.
-    pub fn with_token(&self, token: &str) -> BaoClient {
-        BaoClient {
-            token: token.to_string(),
-            ..self.clone()
-        }
-    }
-
-    /// Runs `bao ARGS` with BAO_ADDR/BAO_TOKEN (and VAULT_ADDR/VAULT_TOKEN) set.
-    pub fn bao(&self, args: &[&str]) -> CmdOutput {
-        self.bao_with(args, &[], None)
-    }
-
-    /// `bao` with extra environment variables and optional stdin (for `-` arguments).
-    pub fn bao_with(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> CmdOutput {
-        let mut cmd = Command::new(&self.bin);
-        cmd.args(args)
-            .env("BAO_ADDR", &self.addr)
-            .env("VAULT_ADDR", &self.addr)
-            .env("BAO_TOKEN", &self.token)
-            .env("VAULT_TOKEN", &self.token)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            });
-        // Settings from the developer's shell that would change what the CLI talks to or prints.
-        for var in [
-            "NAMESPACE",
-            "FORMAT",
-            "CACERT",
-            "CAPATH",
-            "CLIENT_CERT",
-            "CLIENT_KEY",
-            "WRAP_TTL",
-            "MFA",
-        ] {
-            cmd.env_remove(format!("BAO_{var}"))
-                .env_remove(format!("VAULT_{var}"));
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let desc = format!("bao {}", args.join(" "));
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {} ({desc}): {e}", self.bin.display()));
-        if let Some(input) = stdin {
-            let mut pipe = child.stdin.take().expect("stdin pipe");
-            let input = input.to_string();
-            // Writer thread: a large stdin must not deadlock against full stdout/stderr pipes.
-            std::thread::spawn(move || {
-                let _ = pipe.write_all(input.as_bytes());
-            });
-        }
-        let out = child
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("waiting for {desc}: {e}"));
-        CmdOutput {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            cmd: desc,
-            log_path: Some(self.log_path.clone()),
-        }
-    }
-
-    /// Raw HTTP API call with this client's token. `path` may be `sys/health`, `/sys/health`
-    /// or `/v1/sys/health` (a query string is allowed). Returns (status, JSON body); an empty
-    /// body is `Value::Null`, a non-JSON body a `Value::String`.
-    #[track_caller]
-    pub fn http(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let token = (!self.token.is_empty()).then_some(self.token.as_str());
-        match http_request(self.port, method, path, token, body, HTTP_TIMEOUT) {
-            Ok(r) => r,
-            Err(e) => panic!(
-                "HTTP {method} {path} to {} failed: {e}\n{}",
-                self.addr,
-                log_tail_section(&self.log_path)
-            ),
-        }
-    }
-
-    /// Like `http`, but panics unless the status is 2xx; returns the body.
-    #[track_caller]
-    pub fn http_ok(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
-        let (status, resp) = self.http(method, path, body);
-        if !(200..300).contains(&status) {
-            panic!(
-                "HTTP {method} {path} -> {status}: {resp}\n{}",
-                log_tail_section(&self.log_path)
-            );
-        }
-        resp
-    }
-
-    pub async fn bao_async(&self, args: &[&str]) -> CmdOutput {
-        let c = self.clone();
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        tokio::task::spawn_blocking(move || {
-            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            c.bao(&refs)
-        })
-        .await
-        .expect("bao_async task panicked")
-    }
-
-    pub async fn http_async(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let c = self.clone();
-        let (method, path, body) = (method.to_string(), path.to_string(), body.cloned());
-        tokio::task::spawn_blocking(move || c.http(&method, &path, body.as_ref()))
-            .await
-            .expect("http_async task panicked")
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Server options
-// ---------------------------------------------------------------------------------------------
 
 /// Options for [`DevServer::start_with`]; builder style:
 /// `DevServerOptions::default().config("default_lease_ttl = \"1m\"").env("RUST_LOG", "debug")`.
@@ -408,10 +122,6 @@ impl DevServerOptions {
         self
     }
 }
-
-// ---------------------------------------------------------------------------------------------
-// DevServer
-// ---------------------------------------------------------------------------------------------
 
 /// One `bao server` process (dev mode, or raft storage with `persistent`), its temp dirs and
 /// its plugin dir. Dropping it stops the server and every plugin process it started.
@@ -503,10 +213,6 @@ impl DevServer {
         self.client.bao_with(args, env, stdin)
     }
 
-    pub async fn bao_async(&self, args: &[&str]) -> CmdOutput {
-        self.client.bao_async(args).await
-    }
-
     /// Raw HTTP API call with the root token: (status, JSON body). See [`BaoClient::http`].
     #[track_caller]
     pub fn http(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
@@ -516,10 +222,6 @@ impl DevServer {
     #[track_caller]
     pub fn http_ok(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
         self.client.http_ok(method, path, body)
-    }
-
-    pub async fn http_async(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        self.client.http_async(method, path, body).await
     }
 
     /// Copies `binary` into the plugin dir as `name` (atomically, so a running copy is never
@@ -946,302 +648,5 @@ impl Drop for DevServer {
         } else {
             let _ = fs::remove_dir_all(&self.root_dir);
         }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------------------------
-
-/// `sh` process that waits for this test process to die, then kills the server, its plugins
-/// and removes the temp dir. It ignores SIGINT/SIGHUP so a Ctrl-C on `cargo test` (sent to the
-/// whole process group) still gets cleaned up. `Drop` kills it first in the normal case.
-fn spawn_watchdog(server_pid: u32, plugin_dir: &Path, root_dir: &Path) -> Option<Child> {
-    const SCRIPT: &str = r#"
-trap '' INT HUP
-parent=$1 server=$2 dir=$3 root=$4
-while kill -0 "$parent" 2>/dev/null; do sleep 1; done
-kill -TERM "$server" 2>/dev/null
-i=0
-while kill -0 "$server" 2>/dev/null && [ "$i" -lt 10 ]; do sleep 0.5; i=$((i + 1)); done
-kill -KILL "$server" 2>/dev/null
-for p in /proc/[0-9]*; do
-  case "$(readlink "$p/exe" 2>/dev/null)" in "$dir"/*) kill -KILL "${p#/proc/}" 2>/dev/null ;; esac
-done
-[ -n "$BAO_TEST_KEEP" ] && [ "$BAO_TEST_KEEP" != 0 ] || rm -rf "$root"
-"#;
-    Command::new("sh")
-        .arg("-c")
-        .arg(SCRIPT)
-        .arg("bao-test-watchdog")
-        .arg(std::process::id().to_string())
-        .arg(server_pid.to_string())
-        .arg(plugin_dir)
-        .arg(root_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()
-}
-
-fn unique_suffix() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{}-{}-{nanos:x}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-fn make_temp_dir() -> PathBuf {
-    loop {
-        let p = std::env::temp_dir().join(format!("bao-test-{}", unique_suffix()));
-        match fs::create_dir(&p) {
-            // Canonical, so it compares equal to the paths in /proc/<pid>/exe.
-            Ok(()) => return fs::canonicalize(&p).unwrap_or(p),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-            Err(e) => panic!("cannot create temp dir {}: {e}", p.display()),
-        }
-    }
-}
-
-/// A port P with P and P+1 free on 127.0.0.1 (dev mode puts the cluster listener on P+1),
-/// never handed out twice in this process, so parallel tests cannot pick the same one.
-fn reserve_port_pair() -> u16 {
-    static USED: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
-    let used = used.get_or_insert_with(HashSet::new);
-    for _ in 0..200 {
-        let Ok(l) = TcpListener::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let Ok(addr) = l.local_addr() else { continue };
-        let p = addr.port();
-        if p == u16::MAX || used.contains(&p) || used.contains(&(p + 1)) || used.contains(&(p - 1))
-        {
-            continue;
-        }
-        if TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            used.extend([p, p + 1]);
-            return p;
-        }
-    }
-    panic!("no free port pair on 127.0.0.1");
-}
-
-fn pids_with_exe_in(dir: &Path) -> Vec<u32> {
-    let mut pids = Vec::new();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return pids;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        // Fails for zombies and vanished processes: those are not running plugins.
-        let Ok(exe) = fs::read_link(entry.path().join("exe")) else {
-            continue;
-        };
-        let exe = exe.to_string_lossy();
-        // A binary replaced while running shows as "<path> (deleted)".
-        let exe = Path::new(exe.strip_suffix(" (deleted)").unwrap_or(&exe));
-        if exe.parent() == Some(dir) {
-            pids.push(pid);
-        }
-    }
-    pids.sort_unstable();
-    pids
-}
-
-fn sha256_file(path: &Path) -> String {
-    let attempts: [(&str, &[&str]); 2] = [("sha256sum", &[]), ("shasum", &["-a", "256"])];
-    for (tool, args) in attempts {
-        let Ok(out) = Command::new(tool)
-            .args(args)
-            .arg(path)
-            .stdin(Stdio::null())
-            .output()
-        else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&out.stdout);
-        if let Some(hex) = text
-            .split_whitespace()
-            .next()
-            .filter(|h| out.status.success() && h.len() == 64)
-        {
-            return hex.to_string();
-        }
-    }
-    panic!(
-        "cannot compute sha256 of {} (need sha256sum or shasum)",
-        path.display()
-    );
-}
-
-fn log_tail(path: &Path, n: usize) -> String {
-    let text = fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| truncate_line(l, 600))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn truncate_line(line: &str, max: usize) -> String {
-    if line.len() <= max {
-        return line.to_string();
-    }
-    let mut end = max;
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &line[..end])
-}
-
-fn log_tail_section(path: &Path) -> String {
-    format!(
-        "--- last {LOG_TAIL_LINES} lines of bao server log {} ---\n{}\n--- end of server log ---",
-        path.display(),
-        log_tail(path, LOG_TAIL_LINES)
-    )
-}
-
-fn log_since(path: &Path, offset: u64) -> String {
-    let bytes = fs::read(path).unwrap_or_default();
-    let start = usize::try_from(offset).unwrap_or(0).min(bytes.len());
-    String::from_utf8_lossy(&bytes[start..]).into_owned()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Minimal HTTP/1.1 client (no external tool, no extra crate)
-// ---------------------------------------------------------------------------------------------
-
-fn http_request(
-    port: u16,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&Value>,
-    timeout: Duration,
-) -> Result<(u16, Value), String> {
-    let path = if path.starts_with("/v1/") {
-        path.to_string()
-    } else {
-        format!("/v1/{}", path.trim_start_matches('/'))
-    };
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: bao-test-harness\r\n\
-         Accept: application/json\r\nConnection: close\r\nContent-Length: {}\r\n",
-        payload.len()
-    );
-    if body.is_some() {
-        req.push_str("Content-Type: application/json\r\n");
-    }
-    if let Some(t) = token {
-        req.push_str(&format!("X-Vault-Token: {t}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(&payload);
-
-    let mut stream =
-        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    stream
-        .set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(req.as_bytes())
-        .map_err(|e| format!("write: {e}"))?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("read: {e}"))?;
-    parse_http_response(&raw)
-}
-
-fn parse_http_response(raw: &[u8]) -> Result<(u16, Value), String> {
-    let head_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| {
-            format!(
-                "incomplete HTTP response: {:?}",
-                String::from_utf8_lossy(raw)
-            )
-        })?;
-    let head = String::from_utf8_lossy(&raw[..head_end]);
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-    let mut chunked = false;
-    let mut content_length = None;
-    for line in lines {
-        let Some((k, v)) = line.split_once(':') else {
-            continue;
-        };
-        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-        if k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked") {
-            chunked = true;
-        } else if k == "content-length" {
-            content_length = v.parse::<usize>().ok();
-        }
-    }
-    let rest = &raw[head_end + 4..];
-    let body = if chunked {
-        decode_chunked(rest)?
-    } else if let Some(n) = content_length {
-        rest[..n.min(rest.len())].to_vec()
-    } else {
-        rest.to_vec()
-    };
-    let value = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Null
-    } else {
-        serde_json::from_slice(&body)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
-    };
-    Ok((status, value))
-}
-
-fn decode_chunked(mut data: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("truncated chunked body")?;
-        let size_text = String::from_utf8_lossy(&data[..line_end]);
-        let size_hex = size_text.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_hex, 16)
-            .map_err(|_| format!("bad chunk size {size_hex:?}"))?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if data.len() < size {
-            return Err("truncated chunk".to_string());
-        }
-        out.extend_from_slice(&data[..size]);
-        data = data.get(size + 2..).unwrap_or_default();
     }
 }

@@ -2,11 +2,9 @@
 //! next request: the plugin's own writes drop the cache, and so does the host's InvalidateKey
 //! (a write by another node of an HA cluster).
 
-mod support;
-
+use crate::support::engine::{Engine, MASTER_KEY};
+use crate::support::fake_litellm::FakeLiteLlm;
 use serde_json::json;
-use support::engine::{Engine, MASTER_KEY};
-use support::fake_litellm::FakeLiteLlm;
 
 /// Models of the key the engine issues next.
 async fn next_key_models(engine: &Engine, litellm: &FakeLiteLlm) -> Vec<String> {
@@ -18,7 +16,7 @@ async fn next_key_models(engine: &Engine, litellm: &FakeLiteLlm) -> Vec<String> 
         .models
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn role_writes_and_deletes_apply_to_the_next_issue() {
     let engine = Engine::start().await;
     assert_eq!(
@@ -38,11 +36,11 @@ async fn role_writes_and_deletes_apply_to_the_next_issue() {
     assert!(err.to_string().contains("does not exist"), "{err}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn config_writes_switch_the_client_at_once() {
     let engine = Engine::start().await;
     engine.issue().await.unwrap();
-    let other = FakeLiteLlm::start(MASTER_KEY).await.unwrap();
+    let other = FakeLiteLlm::start(MASTER_KEY).unwrap();
     engine
         .call("update", "config", json!({"base_url": other.url()}))
         .await
@@ -54,7 +52,7 @@ async fn config_writes_switch_the_client_at_once() {
     assert!(err.to_string().contains("not configured"), "{err}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn invalidate_key_drops_what_another_node_changed() {
     let engine = Engine::start().await;
     assert_eq!(
@@ -88,7 +86,7 @@ async fn read_role_models(engine: &Engine) -> serde_json::Value {
     engine.data("read", "roles/dev", json!({})).await["models"].clone()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn role_reads_see_writes_and_deletes_at_once() {
     let engine = Engine::start().await;
     assert_eq!(read_role_models(&engine).await, json!(["fake-gpt"]));

@@ -5,19 +5,13 @@
 //! Most cases drive the engine in-process against the stateful fake LiteLLM; one runs the real
 //! `bao` CLI against a real OpenBao and the real LiteLLM proxy.
 
-mod support;
-
 use std::time::{Duration, SystemTime};
 
-use serde_json::{Map, Value, json};
-use support::bao::{DevServer, DevServerOptions};
-use support::engine::{Engine, MASTER_KEY, MOUNT};
-use support::fake_litellm::{FakeLiteLlm, Fault, Op};
-use support::{RealLiteLlm, configure, mount, revoke_role_leases, write_role};
-use vault_plugin_secrets_litellm::engine::client::{
-    Client, ClientConfig, GenerateKeyRequest, GeneratedKey, KeyStatus,
-};
-use vault_plugin_secrets_litellm::engine::factory;
+use crate::support::engine::{Engine, MASTER_KEY, MOUNT};
+use crate::support::fake_litellm::{FakeLiteLlm, Fault, Op};
+use crate::support::{create_key, our_alias};
+use serde_json::{Value, json};
+use vault_plugin_secrets_litellm::engine::client::{Client, ClientConfig, GeneratedKey};
 use vault_plugin_secrets_litellm::engine::key_index::{self, IndexEntry};
 use vault_plugin_secrets_litellm::framework::{self, LeaseSecret, RawRequest, Response, wal};
 
@@ -82,33 +76,6 @@ impl TidyEngine for Engine {
     }
 }
 
-async fn create_key(
-    client: &Client,
-    alias: &str,
-    mount: &str,
-    role: &str,
-    duration: &str,
-) -> GeneratedKey {
-    let mut metadata = Map::new();
-    metadata.insert("vault_mount".into(), json!(mount));
-    metadata.insert("vault_role".into(), json!(role));
-    client
-        .generate(&GenerateKeyRequest {
-            key_alias: alias.to_string(),
-            duration: Some(duration.to_string()),
-            metadata,
-            ..GenerateKeyRequest::default()
-        })
-        .await
-        .unwrap()
-}
-
-/// An alias of the shape `creds/<role>` gives: `<prefix>-<role>-<12 hex>`.
-fn our_alias(prefix: &str, role: &str) -> String {
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("{prefix}-{role}-{}", &random[..12])
-}
-
 fn aliases(report: &Value) -> Vec<String> {
     let mut list: Vec<String> = report["deleted"]
         .as_array()
@@ -125,7 +92,7 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn tidy_deletes_orphans_only() {
     let engine = Engine::start().await;
     let (lease_a, token_a) = engine.issue_indexed().await;
@@ -147,7 +114,7 @@ async fn tidy_deletes_orphans_only() {
         &engine.storage,
         "litellm_key",
         &json!({ "key_alias": in_flight }),
-        SystemTime::now(),
+        engine.now(),
     )
     .await
     .unwrap();
@@ -157,7 +124,8 @@ async fn tidy_deletes_orphans_only() {
         kind: "litellm_key".into(),
         data: json!({ "key_alias": crashed }),
         created_at: i64::try_from(
-            SystemTime::now()
+            engine
+                .now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap()
                 .as_secs(),
@@ -218,7 +186,7 @@ async fn tidy_deletes_orphans_only() {
     assert!(key_index::list(&engine.storage).await.unwrap().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn revoke_removes_the_index_entry_only_once_the_key_is_gone() {
     let engine = Engine::start().await;
     let (lease, token) = engine.issue_indexed().await;
@@ -259,17 +227,17 @@ async fn revoke_removes_the_index_entry_only_once_the_key_is_gone() {
     assert!(key_index::list(&engine.storage).await.unwrap().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn indexed_keys_go_once_expired_past_the_safety_buffer() {
     let engine = Engine::start().await;
     // A lease revoked with -force while LiteLLM was down: the key and its entry stay behind.
     let alias = our_alias("vault", "dev");
     let key = engine.create_key(&alias, MOUNT, "1s").await;
-    let entry = IndexEntry::new(&alias, "dev", SystemTime::now());
+    let entry = IndexEntry::new(&alias, "dev", engine.now());
     key_index::put(&engine.storage, &key.token, &entry)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    engine.advance(Duration::from_millis(2500));
 
     let default_buffer = engine.tidy(json!({})).await;
     assert_eq!(aliases(&default_buffer), Vec::<String>::new());
@@ -281,14 +249,14 @@ async fn indexed_keys_go_once_expired_past_the_safety_buffer() {
     assert!(!engine.indexed(&key.token).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn keys_created_before_the_index_existed_are_left_alone() {
     let engine = Engine::start().await;
     // As after an upgrade: the mount never recorded when it started indexing.
     engine.storage.delete("tidy/index-since").await.unwrap();
     let legacy = our_alias("vault", "dev");
     engine.create_key(&legacy, MOUNT, "1h").await;
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    engine.advance(Duration::from_millis(20));
 
     let first = engine.tidy(json!({})).await;
     assert_eq!(aliases(&first), Vec::<String>::new());
@@ -296,7 +264,7 @@ async fn keys_created_before_the_index_existed_are_left_alone() {
     assert!(engine.alive(&legacy));
 
     // Keys created after the first tidy recorded the start are judged.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    engine.advance(Duration::from_millis(20));
     let orphan = our_alias("vault", "dev");
     engine.create_key(&orphan, MOUNT, "1h").await;
     let second = engine.tidy(json!({})).await;
@@ -304,10 +272,10 @@ async fn keys_created_before_the_index_existed_are_left_alone() {
     assert!(engine.alive(&legacy));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn index_entries_of_deleted_keys_are_removed() {
     let engine = Engine::start().await;
-    let old = SystemTime::now() - Duration::from_secs(3600);
+    let old = engine.now() - Duration::from_secs(3600);
     // Rollback deleted the key of an issue that crashed after indexing it.
     let gone = engine
         .create_key(&our_alias("vault", "dev"), MOUNT, "1h")
@@ -345,7 +313,7 @@ async fn index_entries_of_deleted_keys_are_removed() {
     assert!(engine.alive(&other_role));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn auto_tidy_runs_on_the_rollback_tick_when_enabled_and_due() {
     let mut engine = Engine::start().await;
     let settings = engine.data("read", "config/auto-tidy", json!({})).await;
@@ -374,12 +342,11 @@ async fn auto_tidy_runs_on_the_rollback_tick_when_enabled_and_due() {
     assert!(engine.alive(&second), "not due again for an hour");
 
     // The schedule is in storage: a fresh engine on the same storage keeps it.
-    let restarted = Engine {
-        backend: factory(),
-        storage: engine.storage.clone(),
-        system: engine.system.clone(),
-        litellm: FakeLiteLlm::start(MASTER_KEY).await.unwrap(),
-    };
+    let restarted = Engine::on(
+        engine.storage.clone(),
+        engine.system.clone(),
+        FakeLiteLlm::start(MASTER_KEY).unwrap(),
+    );
     restarted.tick().await.unwrap();
     assert!(engine.alive(&second));
 
@@ -391,15 +358,15 @@ async fn auto_tidy_runs_on_the_rollback_tick_when_enabled_and_due() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    engine.advance(Duration::from_millis(1100));
     engine.tick().await.unwrap();
     assert!(!engine.alive(&second), "due after the interval");
 
     // A failing auto-tidy never fails the rollback request (it could fail an unmount).
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    engine.litellm.stop().await;
+    engine.advance(Duration::from_millis(1100));
+    engine.litellm.stop();
     engine.tick().await.unwrap();
-    engine.litellm.restart().await.unwrap();
+    engine.litellm.restart().unwrap();
 
     engine
         .call("update", "config/auto-tidy", json!({"enabled": false}))
@@ -407,12 +374,12 @@ async fn auto_tidy_runs_on_the_rollback_tick_when_enabled_and_due() {
         .unwrap();
     let third = our_alias("vault", "dev");
     engine.create_key(&third, MOUNT, "1h").await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    engine.advance(Duration::from_millis(1100));
     engine.tick().await.unwrap();
     assert!(engine.alive(&third), "disabled again");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn bad_input_is_a_clear_400() {
     let engine = Engine::start().await;
     for (path, data, word) in [
@@ -447,120 +414,4 @@ async fn bad_input_is_a_clear_400() {
     let err = engine.call("update", "tidy", json!({})).await.unwrap_err();
     assert_eq!(err.kind(), framework::ErrorKind::Response);
     assert!(err.to_string().contains("config"), "{err}");
-}
-
-/// Deletes the given keys from the real LiteLLM when dropped, so a failing test leaves none.
-struct Cleanup {
-    litellm: RealLiteLlm,
-    tokens: Vec<String>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let litellm = self.litellm.clone();
-        let tokens = std::mem::take(&mut self.tokens);
-        if tokens.is_empty() {
-            return;
-        }
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async { real_admin(&litellm).delete_keys(&tokens).await })
-        })
-        .join();
-    }
-}
-
-fn real_admin(litellm: &RealLiteLlm) -> Client {
-    Client::new(&ClientConfig::new(
-        litellm.url.clone(),
-        litellm.master_key.clone(),
-    ))
-    .unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tidy_through_the_cli_against_the_real_litellm() {
-    let litellm = RealLiteLlm::from_env();
-    let admin = real_admin(&litellm);
-    let server = DevServer::start_with(DevServerOptions::default());
-    mount(&server, &["litellm"]);
-    configure(&server, "litellm", &litellm.url, &litellm.master_key);
-    let role = format!("tidy-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-    write_role(&server, &role, &["ttl=10m"]);
-    let mut cleanup = Cleanup {
-        litellm: litellm.clone(),
-        tokens: Vec::new(),
-    };
-
-    let leased: Vec<Value> = (0..2)
-        .map(|_| {
-            server
-                .bao(&["read", "-format=json", &format!("litellm/creds/{role}")])
-                .ok()
-                .json()
-        })
-        .collect();
-    let leased_tokens: Vec<String> = leased
-        .iter()
-        .map(|c| c["data"]["token_id"].as_str().unwrap().to_string())
-        .collect();
-    cleanup.tokens.extend(leased_tokens.iter().cloned());
-    let orphan_alias = our_alias("vault", &role);
-    let orphan = create_key(&admin, &orphan_alias, "litellm/", &role, "600s").await;
-    cleanup.tokens.push(orphan.token.clone());
-    // The same shape stamped by another mount is not ours.
-    let foreign_alias = our_alias("vault", &role);
-    let foreign = create_key(&admin, &foreign_alias, "elsewhere/", &role, "600s").await;
-    cleanup.tokens.push(foreign.token.clone());
-
-    let status = |token: String| {
-        let admin = admin.clone();
-        async move { admin.info(&token).await.unwrap().map(|i| i.status) }
-    };
-
-    let dry = server
-        .bao(&["write", "-format=json", "litellm/tidy", "dry_run=true"])
-        .ok()
-        .json();
-    assert_eq!(dry["data"]["deleted"], json!([orphan_alias]), "{dry}");
-    assert_eq!(dry["data"]["kept"], 2, "{dry}");
-    assert_eq!(dry["data"]["dry_run"], true);
-    assert_eq!(
-        status(orphan.token.clone()).await,
-        Some(KeyStatus::Active),
-        "a dry run deletes nothing"
-    );
-
-    // `-force`: the CLI refuses a write without data otherwise.
-    let done = server
-        .bao(&["write", "-format=json", "-force", "litellm/tidy"])
-        .ok()
-        .json();
-    assert_eq!(done["data"]["deleted"], json!([orphan_alias]), "{done}");
-    assert_eq!(done["data"]["kept"], 2, "{done}");
-    assert_eq!(status(orphan.token.clone()).await, Some(KeyStatus::Deleted));
-    assert_eq!(status(foreign.token.clone()).await, Some(KeyStatus::Active));
-    for token in &leased_tokens {
-        assert_eq!(status(token.clone()).await, Some(KeyStatus::Active));
-    }
-
-    // The leases still revoke cleanly.
-    revoke_role_leases(&server, &role);
-    for token in &leased_tokens {
-        assert_eq!(status(token.clone()).await, Some(KeyStatus::Deleted));
-    }
-    for c in &leased {
-        let lookup = server.bao(&["lease", "lookup", c["lease_id"].as_str().unwrap()]);
-        assert!(!lookup.success(), "lease survived its revoke: {lookup}");
-    }
-
-    // The only key left is the foreign one, which this test created: remove it.
-    admin
-        .delete_keys(std::slice::from_ref(&foreign.token))
-        .await
-        .unwrap();
-    cleanup.tokens.clear();
 }

@@ -3,20 +3,20 @@
 //!
 //! LiteLLM is the in-process fake here: these tests are about the host, not the proxy.
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::bao::DevServer;
+use crate::support::fake_litellm::FakeLiteLlm;
+use crate::support::{
+    PLUGIN, assert_eventually, configure, mount, plugin_binary, plugin_info, plugin_version,
+};
 use serde_json::json;
-use support::bao::DevServer;
-use support::fake_litellm::FakeLiteLlm;
-use support::{PLUGIN, configure, eventually, mount, plugin_binary, plugin_info, plugin_version};
 
 const MASTER_KEY: &str = "sk-platform-test-master-key-0123456789";
 
-async fn fake() -> FakeLiteLlm {
-    FakeLiteLlm::start(MASTER_KEY).await.expect("fake LiteLLM")
+fn fake() -> FakeLiteLlm {
+    FakeLiteLlm::start(MASTER_KEY).expect("fake LiteLLM")
 }
 
 #[test]
@@ -52,9 +52,9 @@ fn binary_run_by_hand_explains_itself_and_exits_1() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("only version 5"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn two_mounts_share_one_process_and_config_round_trips() {
-    let litellm = fake().await;
+    let litellm = fake();
     let server = DevServer::start();
     mount(&server, &["litellm", "litellm2"]);
 
@@ -129,9 +129,9 @@ async fn two_mounts_share_one_process_and_config_round_trips() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn config_refuses_bad_input_with_400s_naming_the_field() {
-    let litellm = fake().await;
+    let litellm = fake();
     let server = DevServer::start();
     mount(&server, &["litellm"]);
     let url = litellm.url();
@@ -205,7 +205,7 @@ async fn config_refuses_bad_input_with_400s_naming_the_field() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn help_and_openapi_describe_the_paths() {
     let server = DevServer::start();
     mount(&server, &["litellm"]);
@@ -237,9 +237,9 @@ async fn help_and_openapi_describe_the_paths() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn reload_and_sigkill_recover_and_disable_ends_the_process() {
-    let litellm = fake().await;
+    let litellm = fake();
     let server = DevServer::start();
     mount(&server, &["litellm", "other"]);
     configure(&server, "litellm", &litellm.url(), MASTER_KEY);
@@ -249,11 +249,11 @@ async fn reload_and_sigkill_recover_and_disable_ends_the_process() {
     server
         .bao(&["plugin", "reload", &format!("-plugin={PLUGIN}")])
         .ok();
-    assert!(
-        eventually(Duration::from_secs(10), || {
+    assert_eventually!(
+        {
             let pids = server.plugin_pids();
             pids.len() == 1 && pids != first
-        }),
+        },
         "reload starts a new process: {:?}",
         server.plugin_pids()
     );
@@ -275,8 +275,9 @@ async fn reload_and_sigkill_recover_and_disable_ends_the_process() {
         "still serving the other mount"
     );
     server.bao(&["secrets", "disable", "other"]).ok();
-    assert!(
-        eventually(Duration::from_secs(5), || server.plugin_pids().is_empty()),
+    assert_eventually!(
+        server.plugin_pids().is_empty(),
+        within = Duration::from_secs(5),
         "disabling the last mount ends the process"
     );
     let log = server.server_log();

@@ -2,53 +2,19 @@
 //! real LiteLLM proxy (started by `scripts/test.sh`). Every LiteLLM key lives exactly as long
 //! as its Vault lease.
 
-mod support;
-
 use std::time::{Duration, SystemTime};
 
+use crate::support::bao::DevServerOptions;
+use crate::support::{
+    ExtraLiteLlm, RealLiteLlm, assert_eventually, issue, revoke_lease, revoke_role_leases,
+    secs_between, server_with, unique, write_role,
+};
 use serde_json::Value;
-use support::bao::{DevServer, DevServerOptions};
-use support::{
-    ExtraLiteLlm, RealLiteLlm, configure, eventually, mount, revoke_lease, revoke_role_leases,
-    write_role,
-};
-use vault_plugin_secrets_litellm::engine::client::{
-    Client, ClientConfig, KeyInfo, KeyStatus, token_hash,
-};
-
-/// A dev server with the plugin at `litellm/`, configured for the real proxy.
-fn server_with(litellm: &RealLiteLlm, options: DevServerOptions) -> DevServer {
-    let server = DevServer::start_with(options);
-    mount(&server, &["litellm"]);
-    configure(&server, "litellm", &litellm.url, &litellm.master_key);
-    server
-}
-
-fn admin(litellm: &RealLiteLlm) -> Client {
-    Client::new(&ClientConfig {
-        base_url: litellm.url.clone(),
-        master_key: litellm.master_key.clone(),
-        request_timeout: Duration::from_secs(30),
-        ca_cert: None,
-        insecure_tls: false,
-    })
-    .unwrap()
-}
-
-/// A unique role name per test run, so parallel tests and reruns never share keys.
-fn role_name(test: &str) -> String {
-    format!("{test}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6])
-}
-
-fn issue(server: &DevServer, role: &str) -> Value {
-    server
-        .bao(&["read", "-format=json", &format!("litellm/creds/{role}")])
-        .ok()
-        .json()
-}
+use vault_plugin_secrets_litellm::engine::client::{KeyInfo, KeyStatus, token_hash};
 
 async fn info(litellm: &RealLiteLlm, token: &str) -> KeyInfo {
-    admin(litellm)
+    litellm
+        .admin()
         .info(token)
         .await
         .unwrap()
@@ -77,28 +43,16 @@ async fn models_seen_by(litellm: &RealLiteLlm, key: &str) -> (u16, Vec<String>) 
     (status, ids)
 }
 
-async fn eventually_rejected(litellm: &RealLiteLlm, key: &str) -> bool {
-    for _ in 0..100 {
-        if models_seen_by(litellm, key).await.0 == 401 {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
+/// Whether LiteLLM refuses `key` (a 401 on `/v1/models`).
+async fn rejected(litellm: &RealLiteLlm, key: &str) -> bool {
+    models_seen_by(litellm, key).await.0 == 401
 }
 
-fn secs_between(a: SystemTime, b: SystemTime) -> f64 {
-    match a.duration_since(b) {
-        Ok(d) => d.as_secs_f64(),
-        Err(e) => -e.duration().as_secs_f64(),
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn issued_key_is_scoped_stamped_and_expires_with_its_lease() {
     let litellm = RealLiteLlm::from_env();
     let server = server_with(&litellm, DevServerOptions::default());
-    let role = role_name("scoped");
+    let role = unique("scoped");
     write_role(
         &server,
         &role,
@@ -176,10 +130,7 @@ async fn issued_key_is_scoped_stamped_and_expires_with_its_lease() {
     );
 
     revoke_lease(&server, creds["lease_id"].as_str().unwrap());
-    assert!(
-        eventually_rejected(&litellm, key).await,
-        "revoked key still works"
-    );
+    assert_eventually!(async rejected(&litellm, key).await, "revoked key still works");
     assert_eq!(
         info(&litellm, data["token_id"].as_str().unwrap())
             .await
@@ -188,11 +139,11 @@ async fn issued_key_is_scoped_stamped_and_expires_with_its_lease() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn renew_moves_the_expiry_and_never_passes_max_ttl() {
     let litellm = RealLiteLlm::from_env();
     let server = server_with(&litellm, DevServerOptions::default());
-    let role = role_name("renew");
+    let role = unique("renew");
     write_role(&server, &role, &["ttl=1m", "max_ttl=10m"]);
     let issued = SystemTime::now();
     let creds = issue(&server, &role);
@@ -238,32 +189,32 @@ async fn renew_moves_the_expiry_and_never_passes_max_ttl() {
     revoke_lease(&server, lease);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn revoke_prefix_removes_all_and_deleted_keys_revoke_cleanly() {
     let litellm = RealLiteLlm::from_env();
     let server = server_with(&litellm, DevServerOptions::default());
-    let role = role_name("prefix");
+    let role = unique("prefix");
     write_role(&server, &role, &["ttl=5m"]);
     let creds: Vec<Value> = (0..3).map(|_| issue(&server, &role)).collect();
 
     // An operator deletes one key behind Vault's back; its lease must still revoke.
     let gone = creds[0]["data"]["token_id"].as_str().unwrap().to_string();
-    admin(&litellm).delete_keys(&[gone]).await.unwrap();
+    litellm.admin().delete_keys(&[gone]).await.unwrap();
 
     revoke_role_leases(&server, &role);
     for c in &creds {
         let key = c["data"]["key"].as_str().unwrap();
-        assert!(eventually_rejected(&litellm, key).await);
+        assert_eventually!(async rejected(&litellm, key).await, "the revoked key still works");
         let lookup = server.bao(&["lease", "lookup", c["lease_id"].as_str().unwrap()]);
         assert!(!lookup.success(), "lease survived its revoke: {lookup}");
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn deleting_the_role_leaves_leases_revocable_but_not_renewable() {
     let litellm = RealLiteLlm::from_env();
     let server = server_with(&litellm, DevServerOptions::default());
-    let role = role_name("orphan");
+    let role = unique("orphan");
     write_role(&server, &role, &["ttl=5m"]);
     let creds = issue(&server, &role);
     let lease = creds["lease_id"].as_str().unwrap();
@@ -279,17 +230,17 @@ async fn deleting_the_role_leaves_leases_revocable_but_not_renewable() {
     );
 
     revoke_lease(&server, lease);
-    assert!(eventually_rejected(&litellm, creds["data"]["key"].as_str().unwrap()).await);
+    assert_eventually!(async rejected(&litellm, creds["data"]["key"].as_str().unwrap()).await, "the revoked key still works");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn mount_tuning_clamps_the_lease_and_the_key_expiry() {
     let litellm = RealLiteLlm::from_env();
     let server = server_with(&litellm, DevServerOptions::default());
     server
         .bao(&["secrets", "tune", "-max-lease-ttl=60s", "litellm"])
         .ok();
-    let role = role_name("tuned");
+    let role = unique("tuned");
     write_role(&server, &role, &["ttl=1h"]);
     let before = SystemTime::now();
     let creds = issue(&server, &role);
@@ -304,11 +255,11 @@ async fn mount_tuning_clamps_the_lease_and_the_key_expiry() {
     revoke_lease(&server, creds["lease_id"].as_str().unwrap());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn disabling_the_mount_deletes_every_key() {
     let litellm = RealLiteLlm::from_env();
     let server = server_with(&litellm, DevServerOptions::default());
-    let role = role_name("unmount");
+    let role = unique("unmount");
     write_role(&server, &role, &["ttl=10m", "models=fake-claude"]);
     let tokens: Vec<String> = (0..2)
         .map(|_| {
@@ -322,16 +273,18 @@ async fn disabling_the_mount_deletes_every_key() {
     for token in &tokens {
         assert_eq!(info(&litellm, token).await.status, KeyStatus::Deleted);
     }
-    assert!(eventually(Duration::from_secs(5), || server
-        .plugin_pids()
-        .is_empty()));
+    assert_eventually!(
+        server.plugin_pids().is_empty(),
+        within = Duration::from_secs(5),
+        "server .plugin_pids() .is_empty()"
+    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn creds_update_asks_for_a_shorter_lease() {
     let litellm = RealLiteLlm::from_env();
     let server = server_with(&litellm, DevServerOptions::default());
-    let role = role_name("short");
+    let role = unique("short");
     write_role(&server, &role, &["ttl=10m", "max_ttl=1h"]);
     let short = server
         .bao(&[
@@ -364,13 +317,13 @@ async fn creds_update_asks_for_a_shorter_lease() {
     revoke_role_leases(&server, &role);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_proxy_refusing_chosen_keys_still_issues_working_indexed_keys() {
     // LiteLLM's `disable_custom_api_keys` refuses the secret the plugin chooses (403).
     let extra = ExtraLiteLlm::start("disable_custom_api_keys: true");
     let litellm = &extra.proxy;
     let server = server_with(litellm, DevServerOptions::default());
-    let role = role_name("refusing");
+    let role = unique("refusing");
     write_role(&server, &role, &["models=fake-gpt", "ttl=5m"]);
 
     let creds: Vec<Value> = (0..2).map(|_| issue(&server, &role)).collect();
@@ -394,9 +347,6 @@ async fn a_proxy_refusing_chosen_keys_still_issues_working_indexed_keys() {
         let lease = cred["lease_id"].as_str().unwrap();
         revoke_lease(&server, lease);
         let key = cred["data"]["key"].as_str().unwrap();
-        assert!(
-            eventually_rejected(litellm, key).await,
-            "revoked key still works"
-        );
+        assert_eventually!(async rejected(litellm, key).await, "revoked key still works");
     }
 }

@@ -1,0 +1,39 @@
+//! The end-to-end tier: a real OpenBao (`BAO_BIN`, see `scripts/install-openbao.sh`) launches
+//! the freshly built plugin, which talks to the fake LiteLLM or to a real LiteLLM proxy
+//! (`LITELLM_BASE_URL`, `LITELLM_MASTER_KEY`: `scripts/run-litellm.sh && .
+//! /tmp/litellm-local/env`). Tests that need the real proxy fail, naming that command, when it
+//! is not configured. The whole suite: `scripts/test.sh`.
+//!
+//! The client scenarios and the fake's conformance table are the engine tier's files, compiled
+//! here again with [`targets`] naming the real proxy too.
+
+// Shared with the engine tier and the benchmark: each uses a part of it.
+#[allow(dead_code)]
+#[path = "../support/mod.rs"]
+mod support;
+
+mod bad_input;
+#[path = "../engine/client.rs"]
+mod client;
+#[path = "../engine/client_self_info.rs"]
+mod client_self_info;
+#[path = "../engine/fake_conformance.rs"]
+mod fake_conformance;
+mod faults;
+mod identity;
+mod lifecycle;
+mod platform;
+mod reliability;
+mod rotate_root;
+mod soak;
+mod tidy;
+mod transport;
+
+use support::RealLiteLlm;
+use support::target::Target;
+
+/// What the client scenarios and the conformance table run against here: the fake and the
+/// real proxy, side by side.
+fn targets() -> Vec<Target> {
+    vec![Target::fake(), Target::real(&RealLiteLlm::from_env())]
+}
