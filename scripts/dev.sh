@@ -156,8 +156,20 @@ except OSError as e:
 PY
 }
 
-json_field() {  # json_field '["data"]["key"]' < json
-  python3 -c 'import json, sys; v = eval("json.load(sys.stdin)" + sys.argv[1]); print(v if v is not None else "")' "$1"
+# Prints the value at a dotted path (object keys, list indexes): strings as they are, other
+# values as JSON, "" when the path is missing or null. No eval: the path is only walked.
+json_field() {  # json_field data.key < json
+  python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+for part in sys.argv[1].split("."):
+    if isinstance(v, dict):
+        v = v.get(part)
+    elif isinstance(v, list) and part.isdigit() and int(part) < len(v):
+        v = v[int(part)]
+    else:
+        v = None
+print("" if v is None else v if isinstance(v, str) else json.dumps(v))' "$1"
 }
 
 # --- 1. build ---------------------------------------------------------------------------------
@@ -264,10 +276,10 @@ step "configure $MOUNT/config and role $MOUNT/roles/$ROLE"
 # --- 7. issue a credential --------------------------------------------------------------------
 step "read $MOUNT/creds/$ROLE"
 CREDS=$("$BAO" read -format=json "$MOUNT/creds/$ROLE")
-KEY=$(json_field '["data"]["key"]' <<<"$CREDS")
-KEY_ALIAS=$(json_field '["data"].get("key_alias")' <<<"$CREDS")
-LEASE_ID=$(json_field '["lease_id"]' <<<"$CREDS")
-LEASE_TTL=$(json_field '.get("lease_duration")' <<<"$CREDS")
+KEY=$(json_field data.key <<<"$CREDS")
+KEY_ALIAS=$(json_field data.key_alias <<<"$CREDS")
+LEASE_ID=$(json_field lease_id <<<"$CREDS")
+LEASE_TTL=$(json_field lease_duration <<<"$CREDS")
 [ -n "$KEY" ] || die "creds response has no data.key: $CREDS"
 [ -n "$LEASE_ID" ] || die "creds response has no lease_id: $CREDS"
 
@@ -276,7 +288,7 @@ step "check the key against LiteLLM"
 resp=$(http_get "$LITELLM_BASE_URL/v1/models" "$KEY")
 status=${resp%%$'\n'*}
 [ "$status" = 200 ] || die "LiteLLM rejected the issued key (HTTP $status): ${resp#*$'\n'}"
-models=$(json_field '["data"]' <<<"${resp#*$'\n'}" 2>/dev/null || true)
+models=$(json_field data <<<"${resp#*$'\n'}" 2>/dev/null || true)
 case "$models" in *fake-gpt*) ;; *) die "issued key cannot see model fake-gpt: ${resp#*$'\n'}" ;; esac
 case "$models" in *fake-claude*) die "issued key is not limited to the role's models: ${resp#*$'\n'}" ;; esac
 log "LiteLLM accepts the key; models: fake-gpt"
