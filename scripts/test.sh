@@ -118,13 +118,16 @@ log "LITELLM_BASE_URL=$LITELLM_BASE_URL"
 # --- checks ----------------------------------------------------------------------------------
 lint_scripts() {
   # Explicit returns: errexit is off inside a function called from `cmd || rc=$?`.
-  local files=(scripts/install-openbao.sh scripts/dev.sh scripts/test.sh .ci/run) f
+  local files=(scripts/install-openbao.sh scripts/dev.sh scripts/test.sh scripts/run-litellm.sh
+    scripts/bench.sh .ci/run) f
   for f in "${files[@]}"; do bash -n "$f" || return 1; done
   if command -v shellcheck >/dev/null; then
     shellcheck "${files[@]}" || return 1
   else
     log "shellcheck not installed: only 'bash -n' was run"
   fi
+  # The query-engine shim run-litellm.sh installs: a syntax error would only show at proxy start.
+  node --check scripts/litellm/qe-shim/server.mjs || return 1
 }
 
 step "shellcheck scripts" lint_scripts
