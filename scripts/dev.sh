@@ -203,12 +203,11 @@ step "LiteLLM"
 if [ -n "${LITELLM_BASE_URL:-}" ] && [ -n "${LITELLM_MASTER_KEY:-}" ]; then
   log "using LITELLM_BASE_URL=$LITELLM_BASE_URL from the environment"
 else
-  # Captured first: `status | grep -q` would die of SIGPIPE under pipefail and look "stopped".
-  litellm_status=$("$ROOT/scripts/run-litellm.sh" status 2>/dev/null || true)
-  case "$litellm_status" in *"litellm: running"*) ;; *) STARTED_LITELLM=1 ;; esac
-  detached "$ROOT/scripts/run-litellm.sh" start >/dev/null
-  # shellcheck disable=SC1091 # written by run-litellm.sh
-  . "${LITELLM_HOME:-/tmp/litellm-local}/env"
+  # ensure prints the exports and LITELLM_ENSURE_STARTED (1: it started the proxy, so cleanup
+  # stops it). A failed start it began is stopped by ensure itself.
+  litellm_exports=$(detached "$ROOT/scripts/run-litellm.sh" ensure)
+  eval "$litellm_exports"
+  STARTED_LITELLM=${LITELLM_ENSURE_STARTED:-0}
   log "LiteLLM at $LITELLM_BASE_URL ($([ "$STARTED_LITELLM" = 1 ] && echo "started by this script" || echo "already running"))"
 fi
 
