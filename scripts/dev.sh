@@ -156,8 +156,20 @@ except OSError as e:
 PY
 }
 
-json_field() {  # json_field '["data"]["key"]' < json
-  python3 -c 'import json, sys; v = eval("json.load(sys.stdin)" + sys.argv[1]); print(v if v is not None else "")' "$1"
+# Prints the value at a dotted path (object keys, list indexes): strings as they are, other
+# values as JSON, "" when the path is missing or null. No eval: the path is only walked.
+json_field() {  # json_field data.key < json
+  python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+for part in sys.argv[1].split("."):
+    if isinstance(v, dict):
+        v = v.get(part)
+    elif isinstance(v, list) and part.isdigit() and int(part) < len(v):
+        v = v[int(part)]
+    else:
+        v = None
+print("" if v is None else v if isinstance(v, str) else json.dumps(v))' "$1"
 }
 
 # --- 1. build ---------------------------------------------------------------------------------
@@ -191,12 +203,11 @@ step "LiteLLM"
 if [ -n "${LITELLM_BASE_URL:-}" ] && [ -n "${LITELLM_MASTER_KEY:-}" ]; then
   log "using LITELLM_BASE_URL=$LITELLM_BASE_URL from the environment"
 else
-  # Captured first: `status | grep -q` would die of SIGPIPE under pipefail and look "stopped".
-  litellm_status=$("$ROOT/scripts/run-litellm.sh" status 2>/dev/null || true)
-  case "$litellm_status" in *"litellm: running"*) ;; *) STARTED_LITELLM=1 ;; esac
-  detached "$ROOT/scripts/run-litellm.sh" start >/dev/null
-  # shellcheck disable=SC1091 # written by run-litellm.sh
-  . "${LITELLM_HOME:-/tmp/litellm-local}/env"
+  # ensure prints the exports and LITELLM_ENSURE_STARTED (1: it started the proxy, so cleanup
+  # stops it). A failed start it began is stopped by ensure itself.
+  litellm_exports=$(detached "$ROOT/scripts/run-litellm.sh" ensure)
+  eval "$litellm_exports"
+  STARTED_LITELLM=${LITELLM_ENSURE_STARTED:-0}
   log "LiteLLM at $LITELLM_BASE_URL ($([ "$STARTED_LITELLM" = 1 ] && echo "started by this script" || echo "already running"))"
 fi
 
@@ -264,10 +275,10 @@ step "configure $MOUNT/config and role $MOUNT/roles/$ROLE"
 # --- 7. issue a credential --------------------------------------------------------------------
 step "read $MOUNT/creds/$ROLE"
 CREDS=$("$BAO" read -format=json "$MOUNT/creds/$ROLE")
-KEY=$(json_field '["data"]["key"]' <<<"$CREDS")
-KEY_ALIAS=$(json_field '["data"].get("key_alias")' <<<"$CREDS")
-LEASE_ID=$(json_field '["lease_id"]' <<<"$CREDS")
-LEASE_TTL=$(json_field '.get("lease_duration")' <<<"$CREDS")
+KEY=$(json_field data.key <<<"$CREDS")
+KEY_ALIAS=$(json_field data.key_alias <<<"$CREDS")
+LEASE_ID=$(json_field lease_id <<<"$CREDS")
+LEASE_TTL=$(json_field lease_duration <<<"$CREDS")
 [ -n "$KEY" ] || die "creds response has no data.key: $CREDS"
 [ -n "$LEASE_ID" ] || die "creds response has no lease_id: $CREDS"
 
@@ -276,7 +287,7 @@ step "check the key against LiteLLM"
 resp=$(http_get "$LITELLM_BASE_URL/v1/models" "$KEY")
 status=${resp%%$'\n'*}
 [ "$status" = 200 ] || die "LiteLLM rejected the issued key (HTTP $status): ${resp#*$'\n'}"
-models=$(json_field '["data"]' <<<"${resp#*$'\n'}" 2>/dev/null || true)
+models=$(json_field data <<<"${resp#*$'\n'}" 2>/dev/null || true)
 case "$models" in *fake-gpt*) ;; *) die "issued key cannot see model fake-gpt: ${resp#*$'\n'}" ;; esac
 case "$models" in *fake-claude*) die "issued key is not limited to the role's models: ${resp#*$'\n'}" ;; esac
 log "LiteLLM accepts the key; models: fake-gpt"

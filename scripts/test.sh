@@ -3,7 +3,7 @@
 # python3 + pip, node + npm, apt).
 #
 #   1. install OpenBao (scripts/install-openbao.sh) and start a real LiteLLM + PostgreSQL
-#      (scripts/run-litellm.sh start) unless LITELLM_BASE_URL + LITELLM_MASTER_KEY are set
+#      (scripts/run-litellm.sh ensure) unless LITELLM_BASE_URL + LITELLM_MASTER_KEY are set
 #   2. cargo fmt --check; cargo clippy --all-targets -D warnings; cargo test --all-targets
 #      (tests/ holds the end-to-end tests against real OpenBao and LiteLLM)
 #   3. scripts/dev.sh --once on a free port: smoke test of the main job
@@ -94,18 +94,18 @@ start_litellm() {
     log "using LITELLM_BASE_URL=$LITELLM_BASE_URL from the environment"
     return 0
   fi
-  # Captured first: `status | grep -q` would die of SIGPIPE under pipefail and look "stopped".
-  local status
-  status=$("$ROOT/scripts/run-litellm.sh" status 2>/dev/null || true)
-  case "$status" in *"litellm: running"*) log "LiteLLM already running; leaving it running afterwards" ;; *) STARTED_LITELLM=1 ;; esac
+  # ensure prints the exports and LITELLM_ENSURE_STARTED (1: it started the proxy, so cleanup
+  # stops it). A failed start it began is stopped by ensure itself.
   # New session: a Ctrl-C on this terminal must not kill the proxy before cleanup stops it.
+  local exports
   if command -v setsid >/dev/null; then
-    setsid "$ROOT/scripts/run-litellm.sh" start
+    exports=$(setsid "$ROOT/scripts/run-litellm.sh" ensure)
   else
-    "$ROOT/scripts/run-litellm.sh" start
+    exports=$("$ROOT/scripts/run-litellm.sh" ensure)
   fi
-  # shellcheck disable=SC1091 # written by run-litellm.sh start
-  . "${LITELLM_HOME:-/tmp/litellm-local}/env"
+  eval "$exports"
+  STARTED_LITELLM=${LITELLM_ENSURE_STARTED:-0}
+  [ "$STARTED_LITELLM" = 1 ] || log "LiteLLM already running; leaving it running afterwards"
   export LITELLM_BASE_URL LITELLM_MASTER_KEY
 }
 
@@ -118,13 +118,16 @@ log "LITELLM_BASE_URL=$LITELLM_BASE_URL"
 # --- checks ----------------------------------------------------------------------------------
 lint_scripts() {
   # Explicit returns: errexit is off inside a function called from `cmd || rc=$?`.
-  local files=(scripts/install-openbao.sh scripts/dev.sh scripts/test.sh .ci/run) f
+  local files=(scripts/install-openbao.sh scripts/dev.sh scripts/test.sh scripts/run-litellm.sh
+    scripts/bench.sh .ci/run) f
   for f in "${files[@]}"; do bash -n "$f" || return 1; done
   if command -v shellcheck >/dev/null; then
     shellcheck "${files[@]}" || return 1
   else
     log "shellcheck not installed: only 'bash -n' was run"
   fi
+  # The query-engine shim run-litellm.sh installs: a syntax error would only show at proxy start.
+  node --check scripts/litellm/qe-shim/server.mjs || return 1
 }
 
 step "shellcheck scripts" lint_scripts
