@@ -44,16 +44,23 @@ fn bad_input_table(lease: &str) -> Vec<Case> {
     const CREDS: &str = "litellm/creds/dev";
     let role = |body: Value, word| case("POST", ROLE, body, 400, word);
     let config = |body: Value, word| case("POST", CONFIG, body, 400, word);
-    let generate = |fault, word| {
+    // LiteLLM's refusals (4xx) are 400s; its failures 502, its timeouts 504 (retried by clients).
+    let generate = |fault, status, word| {
         upstream(
-            case("GET", CREDS, Value::Null, 400, word),
+            case("GET", CREDS, Value::Null, status, word),
             Op::Generate,
             fault,
         )
     };
-    let verify = |fault, word| {
+    let verify = |fault, status, word| {
         upstream(
-            case("POST", CONFIG, json!({"request_timeout": "1s"}), 400, word),
+            case(
+                "POST",
+                CONFIG,
+                json!({"request_timeout": "1s"}),
+                status,
+                word,
+            ),
             Op::List,
             fault,
         )
@@ -80,12 +87,12 @@ fn bad_input_table(lease: &str) -> Vec<Case> {
             200,
             "master_kee",
         ),
-        verify(Fault::Status(401), "401"),
-        verify(Fault::Status(403), "403"),
-        verify(Fault::Status(500), "500"),
-        verify(Fault::NonJson, "invalid response"),
-        verify(Fault::Truncated, "LiteLLM"),
-        verify(Fault::Delay(Duration::from_secs(3)), "timed out"),
+        verify(Fault::Status(401), 400, "401"),
+        verify(Fault::Status(403), 400, "403"),
+        verify(Fault::Status(500), 502, "500"),
+        verify(Fault::NonJson, 502, "invalid response"),
+        verify(Fault::Truncated, 502, "LiteLLM"),
+        verify(Fault::Delay(Duration::from_secs(3)), 504, "timed out"),
         // roles: wrong types, negative numbers, durations, names, prefixes, metadata.
         role(json!({"max_budget": "lots"}), "max_budget"),
         role(json!({"max_budget": -1}), "max_budget"),
@@ -161,20 +168,21 @@ fn bad_input_table(lease: &str) -> Vec<Case> {
             "not configured",
         ),
         case("POST", CREDS, json!({"colour": "blue"}), 200, "colour"),
-        generate(Fault::NonJson, "invalid response"),
-        generate(Fault::Truncated, "LiteLLM"),
-        generate(Fault::Status(401), "401"),
-        generate(Fault::Status(403), "403"),
-        generate(Fault::Status(422), "422"),
-        generate(Fault::Status(500), "500"),
+        generate(Fault::NonJson, 502, "invalid response"),
+        generate(Fault::Truncated, 502, "LiteLLM"),
+        generate(Fault::Status(401), 400, "401"),
+        generate(Fault::Status(403), 400, "403"),
+        generate(Fault::Status(422), 400, "422"),
+        generate(Fault::Status(500), 502, "500"),
         generate(
             Fault::Body {
                 status: 401,
                 body: echo,
             },
+            400,
             "401",
         ),
-        generate(Fault::Delay(Duration::from_secs(3)), "timed out"),
+        generate(Fault::Delay(Duration::from_secs(3)), 504, "timed out"),
         // renew of a live lease: a bad increment, LiteLLM failing.
         case(
             "PUT",
@@ -183,6 +191,8 @@ fn bad_input_table(lease: &str) -> Vec<Case> {
             400,
             "increment",
         ),
+        // The plugin answers 502 here too, but OpenBao's lease manager wraps a renew's error in
+        // its own ("failed to renew entry: …") and answers 400 for all of them.
         upstream(
             case("PUT", "sys/leases/renew", renew.clone(), 400, "500"),
             Op::Update,
@@ -197,7 +207,8 @@ fn bad_input_table(lease: &str) -> Vec<Case> {
 }
 
 #[tokio::test]
-async fn bad_input_gets_a_4xx_naming_the_field_and_never_crashes_the_plugin() {
+async fn bad_input_gets_a_400_naming_the_field_upstream_failures_a_5xx_and_nothing_crashes_the_plugin()
+ {
     let litellm = fake();
     let server = DevServer::start();
     mount(&server, &["litellm", "unconfigured"]);

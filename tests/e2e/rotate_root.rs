@@ -396,17 +396,21 @@ async fn failures_before_the_store_change_nothing_and_after_it_are_warnings() {
     let only_original = vec![("vault-admin".to_string(), original.token.clone())];
 
     // The successor fails its check: it is deleted and the old key stays configured.
+    // Over HTTP, not the CLI: the CLI retries the 502, and the retry would rotate.
     fake.fail_next_n(Op::List, Fault::Status(500), 1);
-    let failed = server.bao(&["write", "-f", "litellm/rotate-root"]).err();
-    assert!(failed.combined().contains("Code: 400"), "{failed}");
-    assert!(failed.combined().contains("failed its check"), "{failed}");
+    let (status, failed) = server.http("POST", "litellm/rotate-root", Some(&json!({})));
+    assert_eq!(status, 502, "{failed}");
+    assert!(failed.to_string().contains("failed its check"), "{failed}");
     assert_eq!(live(), only_original);
 
     // The successor's creation answer is lost: it is deleted by its temporary alias.
     fake.fail_next_n(Op::Generate, Fault::LoseResponse, 1);
-    let failed = server.bao(&["write", "-f", "litellm/rotate-root"]).err();
+    let (status, failed) = server.http("POST", "litellm/rotate-root", Some(&json!({})));
+    assert_eq!(status, 502, "{failed}");
     assert!(
-        failed.combined().contains("could not create the successor"),
+        failed
+            .to_string()
+            .contains("could not create the successor"),
         "{failed}"
     );
     assert_eq!(live(), only_original);

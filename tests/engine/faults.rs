@@ -13,27 +13,30 @@ use crate::support::fake_litellm::{Fault, Op};
 use serde_json::json;
 use vault_plugin_secrets_litellm::framework::{self, RawRequest, wal};
 
-/// Faults that fail a request, with a word the error must contain.
-fn faults() -> Vec<(Fault, &'static str)> {
+/// Faults that fail a request, with a word the error must contain and the status the caller
+/// gets: none is the caller's fault, so all are 5xx that Vault's clients retry (504 when
+/// LiteLLM did not answer in time, 502 otherwise).
+fn faults() -> Vec<(Fault, &'static str, u16)> {
     vec![
-        (Fault::Reset, "LiteLLM"),
-        (Fault::Status(500), "500"),
-        (Fault::Delay(Duration::from_secs(3)), "LiteLLM"),
-        (Fault::NonJson, "LiteLLM"),
-        (Fault::Truncated, "LiteLLM"),
-        (Fault::LoseResponse, "LiteLLM"),
+        (Fault::Reset, "LiteLLM", 502),
+        (Fault::Status(500), "500", 502),
+        (Fault::Delay(Duration::from_secs(3)), "LiteLLM", 504),
+        (Fault::NonJson, "LiteLLM", 502),
+        (Fault::Truncated, "LiteLLM", 502),
+        (Fault::LoseResponse, "LiteLLM", 502),
     ]
 }
 
 #[tokio::test]
 async fn failed_issues_leave_no_key_and_no_wal_behind() {
     let engine = Engine::start().await;
-    for (fault, word) in faults() {
+    for (fault, word, status) in faults() {
         engine.litellm.fail_next_n(Op::Generate, fault.clone(), 1);
         let err = engine.issue().await.expect_err("issue must fail");
-        assert!(
-            matches!(err.kind(), framework::ErrorKind::Response),
-            "{fault:?}: a 4xx, not a 500: {err}"
+        assert_eq!(
+            err.kind(),
+            framework::ErrorKind::Coded(status),
+            "{fault:?}: a retryable {status}: {err}"
         );
         assert!(
             err.to_string().contains(word),
@@ -133,7 +136,7 @@ async fn a_proxy_refusing_chosen_keys_still_issues_indexed_keys() {
 async fn failed_renewals_keep_the_lease_and_failed_revokes_are_retried() {
     let engine = Engine::start().await;
     let lease = engine.issue().await.unwrap();
-    for (fault, word) in faults() {
+    for (fault, word, status) in faults() {
         // Persistent faults: the client retries a dropped connection once, by design.
         engine.litellm.set_fault(Op::Update, fault.clone());
         let err = engine
@@ -141,6 +144,7 @@ async fn failed_renewals_keep_the_lease_and_failed_revokes_are_retried() {
             .await
             .expect_err(&format!("renew must fail under {fault:?}"));
         assert!(err.to_string().contains(word), "{fault:?}: {err}");
+        assert_eq!(err.kind(), framework::ErrorKind::Coded(status), "{fault:?}");
         assert_eq!(
             engine.litellm.key_count(),
             1,
@@ -151,7 +155,7 @@ async fn failed_renewals_keep_the_lease_and_failed_revokes_are_retried() {
     engine.lease_call("renew", &lease).await.unwrap();
     engine.lease_call("revoke", &lease).await.unwrap();
 
-    for (fault, _) in faults() {
+    for (fault, _, status) in faults() {
         let lease = engine.issue().await.unwrap();
         engine.litellm.set_fault(Op::Delete, fault.clone());
         let err = engine
@@ -162,6 +166,7 @@ async fn failed_renewals_keep_the_lease_and_failed_revokes_are_retried() {
             err.to_string().contains("Vault will retry"),
             "{fault:?}: {err}"
         );
+        assert_eq!(err.kind(), framework::ErrorKind::Coded(status), "{fault:?}");
         // LiteLLM is back: Vault's retry succeeds, whether or not the failed call had acted.
         engine.litellm.clear_faults();
         engine.lease_call("revoke", &lease).await.unwrap();

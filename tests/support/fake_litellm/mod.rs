@@ -76,7 +76,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 
 /// Models the fake proxy is configured with (same names as the local real proxy).
-pub const FAKE_MODELS: [&str; 2] = ["fake-gpt", "fake-claude"];
+pub const FAKE_MODELS: [&str; 3] = ["fake-gpt", "fake-claude", "fake-priced"];
 
 /// A route family, for request counters and fault injection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
