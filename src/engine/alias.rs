@@ -6,6 +6,8 @@
 //! - A `rotate-root` successor, while the old key still holds its alias:
 //!   `<old alias>-rotating-<8 hex digits>`, or `vault-rotate-root-<8 hex digits>` when the old
 //!   key had none. The successor takes the old alias once the old key is deleted.
+//! - The team a role owns: `vault-<role>-<12 lowercase hex digits>`, new for every incarnation
+//!   of the role, because LiteLLM keeps a deleted team's spend in memory under its id.
 
 /// Hex digits of randomness in an issued key's alias.
 const ISSUED_RANDOM_LEN: usize = 12;
@@ -33,6 +35,11 @@ pub fn issued(prefix: &str, role: &str) -> String {
 pub fn issued_stem(alias: &str) -> Option<&str> {
     let (stem, random) = alias.rsplit_once('-')?;
     is_lower_hex(random, ISSUED_RANDOM_LEN).then_some(stem)
+}
+
+/// A fresh team id for role `role`.
+pub fn team(role: &str) -> String {
+    format!("vault-{role}-{}", random_hex(ISSUED_RANDOM_LEN))
 }
 
 /// A temporary alias for the successor of a key with `old` alias.
@@ -80,6 +87,12 @@ mod tests {
         assert_eq!(suffix.len(), 12);
         assert!(suffix.chars().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(issued_stem(&a), Some("vault-dev"));
+        let (t1, t2) = (team("dev"), team("dev"));
+        assert_ne!(t1, t2);
+        assert!(
+            t1.starts_with("vault-dev-") && t1.len() == "vault-dev-".len() + 12,
+            "{t1}"
+        );
     }
 
     #[test]

@@ -21,11 +21,13 @@ pub struct KeyOwner {
 /// when a template is set. Any failure to resolve is the caller's 400, naming the template
 /// field and what is missing.
 pub async fn resolve(role: &Role, req: &Request) -> Result<KeyOwner> {
+    // A role that owns a team puts every key into it (it cannot set team_id or a template).
+    let fixed_team = role.team.clone().or_else(|| role.team_id.clone());
     let team = RoleTemplate::load("team_id_template", &role.team_id_template)?;
     let user = RoleTemplate::load("user_id_template", &role.user_id_template)?;
     if team.is_none() && user.is_none() {
         return Ok(KeyOwner {
-            team_id: role.team_id.clone(),
+            team_id: fixed_team,
             user_id: role.user_id.clone(),
         });
     }
@@ -50,7 +52,7 @@ pub async fn resolve(role: &Role, req: &Request) -> Result<KeyOwner> {
     Ok(KeyOwner {
         team_id: match team {
             Some(team) => Some(team.render(&entity)?),
-            None => role.team_id.clone(),
+            None => fixed_team,
         },
         user_id: match user {
             Some(user) => Some(user.render(&entity)?),

@@ -5,6 +5,7 @@
 //! | `config` | LiteLLM URL, admin key, TLS settings, `last_rotated` | replicated | yes |
 //! | `config/auto-tidy` | auto-tidy settings | replicated | no |
 //! | `roles/<name>` | a role | replicated | no |
+//! | `retired-teams/<team_id>` | a team no role uses, until tidy deletes it | replicated | no |
 //! | `keys/<token_id>` | the key index: one entry per issued, unrevoked key | local | no |
 //! | `tidy/index-since` | when this mount started indexing its keys | local | no |
 //! | `tidy/last-auto-tidy` | when auto-tidy last ran | local | no |
@@ -21,6 +22,8 @@ pub const CONFIG: &str = "config";
 pub const AUTO_TIDY: &str = "config/auto-tidy";
 /// Roles, one entry per name.
 pub const ROLES: &str = "roles/";
+/// Teams of deleted roles (or roles that dropped their limits), one entry per team.
+pub const RETIRED_TEAMS: &str = "retired-teams/";
 /// The key index, one entry per key hash.
 pub const KEY_INDEX: &str = "keys/";
 /// Tidy's bookkeeping: [`INDEX_SINCE`] and [`LAST_AUTO_TIDY`].
@@ -33,6 +36,11 @@ pub const LAST_AUTO_TIDY: &str = "tidy/last-auto-tidy";
 /// The storage key of role `name`.
 pub fn role(name: &str) -> String {
     format!("{ROLES}{name}")
+}
+
+/// The storage key of retired team `team_id`.
+pub fn retired_team(team_id: &str) -> String {
+    format!("{RETIRED_TEAMS}{team_id}")
 }
 
 /// The table above, as the host needs it.
@@ -64,7 +72,7 @@ mod tests {
                 "{key} is not local"
             );
         }
-        for key in [CONFIG, AUTO_TIDY, "roles/dev"] {
+        for key in [CONFIG, AUTO_TIDY, "roles/dev", "retired-teams/t"] {
             assert!(
                 !special
                     .local_storage

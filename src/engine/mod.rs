@@ -22,6 +22,8 @@ pub(crate) mod path_creds;
 pub(crate) mod path_roles;
 pub(crate) mod path_rotate_root;
 pub(crate) mod path_tidy;
+pub(crate) mod path_usage;
+pub(crate) mod role_team;
 pub(crate) mod secret_key;
 pub(crate) mod stamps;
 mod state;
@@ -49,6 +51,25 @@ pub fn wal_rollback_min_age() -> std::time::Duration {
         .unwrap_or(framework::wal::DEFAULT_ROLLBACK_MIN_AGE)
 }
 
+/// Undoes one WAL entry, by its kind: a key whose issue never reached its lease, or a team
+/// whose role was never stored.
+async fn rollback(
+    state: Arc<MountState>,
+    req: framework::Request,
+    entry: framework::WalEntry,
+) -> error::Result<()> {
+    match entry.kind.as_str() {
+        secret_key::WAL_KIND => secret_key::rollback(state, req, entry).await,
+        role_team::WAL_KIND => {
+            role_team::rollback(state.client(&req.storage).await, &req, &entry).await
+        }
+        other => {
+            tracing::warn!(kind = %other, "dropping WAL entry of unknown kind");
+            Ok(())
+        }
+    }
+}
+
 /// Builds the engine for one mount.
 pub fn factory() -> Backend<MountState> {
     let mut backend = Backend::new(Arc::new(MountState::default()), BACKEND_HELP);
@@ -57,8 +78,9 @@ pub fn factory() -> Backend<MountState> {
     backend.paths.extend(path_roles::paths());
     backend.paths.push(path_creds::path());
     backend.paths.extend(path_tidy::paths());
+    backend.paths.push(path_usage::path());
     backend.secrets.push(secret_key::secret_type());
-    backend.wal_rollback = Some(framework::wal::rollback_fn(secret_key::rollback));
+    backend.wal_rollback = Some(framework::wal::rollback_fn(rollback));
     backend.wal_rollback_min_age = wal_rollback_min_age();
     backend.periodic = Some(framework::periodic_fn(path_tidy::periodic));
     backend.special_paths = layout::special_paths();

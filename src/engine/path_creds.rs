@@ -109,6 +109,20 @@ async fn issue(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
         }
     };
 
+    if role.limits.per_user() {
+        // After the WAL entry (a storage write), so only the node that can write changes
+        // LiteLLM; before the key, so the user's spend is recorded from its first call.
+        let member = match (&owner.team_id, &owner.user_id) {
+            (Some(team), Some(user)) => state.ensure_member(&client, team, user).await,
+            _ => Err(Error::invalid(
+                "the role limits each user but the key has no user: set user_id or user_id_template",
+            )),
+        };
+        if let Err(e) = member {
+            written.undo(&req).await;
+            return Err(e);
+        }
+    }
     let generated = client
         .generate(&generate_request(
             &req, &role_name, &role, owner, &alias, chosen, ttl,

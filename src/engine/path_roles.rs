@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::engine::error::{Error, Result};
 use crate::engine::key_owner;
+use crate::engine::role_team::{self, RoleLimits};
 use crate::engine::{MountState, layout, stamps};
 use crate::framework::{
     DefaultValue, Field, FieldData, FieldType, Operation, Path, Request, Response, Storage,
@@ -20,6 +21,9 @@ use crate::framework::{
 const DEFAULT_KEY_ALIAS_PREFIX: &str = "vault";
 /// Keys that can call models but not LiteLLM's management API.
 const DEFAULT_KEY_TYPE: &str = "llm_api";
+
+/// What a budget window may be, as error messages say it.
+const BUDGET_WINDOWS: &str = "use <number><unit> with unit s, m, h, d, w or mo (e.g. 30d, 1mo), or hourly, daily, weekly, monthly";
 
 const MAX_NAME_LEN: usize = 64;
 const MAX_PREFIX_LEN: usize = 32;
@@ -61,9 +65,49 @@ static FIELDS: &[Field] = &[
         "Concurrent requests allowed to each key.",
     ),
     Field::new(
+        "role_max_budget",
+        FieldType::Float,
+        "Maximum spend of all keys of the role together, in USD, enforced by a LiteLLM team the role owns; survives revocations and re-issues.",
+    ),
+    Field::new(
+        "role_budget_duration",
+        FieldType::String,
+        "Window after which the role's spend resets (LiteLLM resets on calendar boundaries: 1d at 00:00 UTC, 1mo on the 1st).",
+    ),
+    Field::new(
+        "role_rpm_limit",
+        FieldType::Int,
+        "Requests per minute of all keys of the role together.",
+    ),
+    Field::new(
+        "role_tpm_limit",
+        FieldType::Int,
+        "Tokens per minute of all keys of the role together.",
+    ),
+    Field::new(
+        "user_max_budget",
+        FieldType::Float,
+        "Maximum spend of all keys one LiteLLM user holds under this role, in USD (a team-member budget). Needs user_id or user_id_template.",
+    ),
+    Field::new(
+        "user_budget_duration",
+        FieldType::String,
+        "Window after which each user's spend under this role resets.",
+    ),
+    Field::new(
+        "user_rpm_limit",
+        FieldType::Int,
+        "Requests per minute of all keys one user holds under this role.",
+    ),
+    Field::new(
+        "user_tpm_limit",
+        FieldType::Int,
+        "Tokens per minute of all keys one user holds under this role.",
+    ),
+    Field::new(
         "team_id",
         FieldType::String,
-        "LiteLLM team the keys belong to. Excludes team_id_template.",
+        "LiteLLM team the keys belong to. Excludes team_id_template and the role_*/user_* limits (which use a team the role owns).",
     ),
     Field::new(
         "user_id",
@@ -117,6 +161,14 @@ A role scopes the LiteLLM keys issued by creds/<name>: the models they may call,
 rate limits, team and user, metadata, and the lease TTLs. Writes change only the fields given.
 Deleting a role does not revoke its leases; they stay revocable.
 
+Three kinds of limit: max_budget, budget_duration, tpm_limit, rpm_limit and
+max_parallel_requests cap each key (one lease) on its own. role_max_budget, role_budget_duration,
+role_rpm_limit and role_tpm_limit cap all keys of the role together, through a LiteLLM team the
+role owns (its id is role_team_id; a deleted role's team is deleted by tidy once its keys are
+gone). user_max_budget, user_budget_duration, user_rpm_limit and user_tpm_limit cap all keys
+one LiteLLM user holds under the role (needs user_id or user_id_template). LiteLLM enforces the
+team limits at once in each proxy instance; spend shows in usage/<name> 10-15 s later.
+
 Team and user are either fixed (team_id, user_id) or derived from the caller's Vault identity
 entity when the key is issued (team_id_template, user_id_template), so LiteLLM attributes spend
 to the person or workload that asked for the key.";
@@ -159,6 +211,12 @@ pub struct Role {
     pub ttl: u64,
     /// Lease max TTL in seconds (0 = mount max).
     pub max_ttl: u64,
+    /// Limits of all the role's keys together and per user (see [`role_team`]).
+    #[serde(default, flatten)]
+    pub limits: RoleLimits,
+    /// The LiteLLM team the role owns while it sets limits; new for each incarnation.
+    #[serde(default)]
+    pub team: Option<String>,
 }
 
 impl Default for Role {
@@ -179,6 +237,8 @@ impl Default for Role {
             key_type: DEFAULT_KEY_TYPE.to_string(),
             ttl: 0,
             max_ttl: 0,
+            limits: RoleLimits::default(),
+            team: None,
         }
     }
 }
@@ -312,6 +372,12 @@ impl Role {
         if let Some(max_ttl) = d.duration("max_ttl") {
             self.max_ttl = max_ttl.as_secs();
         }
+        self.limits.apply(d, |name, window| {
+            validate_budget_duration(window).map_err(|_| {
+                Error::invalid(format!("{name} {window:?} is invalid: {BUDGET_WINDOWS}"))
+            })
+        })?;
+        role_team::validate(self)?;
         if self.ttl > 0 && self.max_ttl > 0 && self.ttl > self.max_ttl {
             return Err(Error::invalid(format!(
                 "ttl ({}s) must not be greater than max_ttl ({}s)",
@@ -364,7 +430,7 @@ async fn read(state: Arc<MountState>, req: Request) -> Result<Option<Response>> 
     let Some(role) = state.role(&req.storage, name).await? else {
         return Ok(None);
     };
-    Ok(Some(Response::data(json!({
+    let mut data = json!({
         "models": role.models,
         "max_budget": role.max_budget,
         "budget_duration": role.budget_duration,
@@ -380,21 +446,36 @@ async fn read(state: Arc<MountState>, req: Request) -> Result<Option<Response>> 
         "key_type": role.key_type,
         "ttl": role.ttl,
         "max_ttl": role.max_ttl,
-    }))))
+    });
+    if let Some(data) = data.as_object_mut() {
+        data.extend(role.limits.to_json());
+        data.insert("role_team_id".into(), json!(role.team));
+    }
+    Ok(Some(Response::data(data)))
 }
 
 async fn write(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     let name = role_name(&req.data)?;
-    let mut role = Role::load(&req.storage, name).await?.unwrap_or_default();
+    let before = Role::load(&req.storage, name).await?;
+    let mut role = before.clone().unwrap_or_default();
     role.apply(&req.data)?;
-    let key = layout::role(name);
-    req.storage.put_json(&key, &role, false).await?;
-    state.invalidate(&key);
-    Ok(None)
+    // A role with limits owns a team in LiteLLM; without, the write touches only storage.
+    let client = match role.limits.any() || before.as_ref().is_some_and(|b| b.team.is_some()) {
+        true => Some(state.client(&req.storage).await?),
+        false => None,
+    };
+    let stored = role_team::store(client.as_ref(), &req, name, before.as_ref(), role).await;
+    state.invalidate(&layout::role(name));
+    stored.map(|()| None)
 }
 
 async fn delete(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
-    let key = layout::role(role_name(&req.data)?);
+    let name = role_name(&req.data)?;
+    let key = layout::role(name);
+    // The team would take the role's live keys with it: tidy deletes it once they are gone.
+    if let Some(team_id) = Role::load(&req.storage, name).await?.and_then(|r| r.team) {
+        role_team::retire(&req.storage, name, &team_id, req.now).await?;
+    }
     req.storage.delete(&key).await?;
     state.invalidate(&key);
     Ok(None)
@@ -445,7 +526,7 @@ fn validate_budget_duration(window: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid(format!(
-            "budget_duration {window:?} is invalid: use <number><unit> with unit s, m, h, d, w or mo (e.g. 30d, 1mo), or hourly, daily, weekly, monthly"
+            "budget_duration {window:?} is invalid: {BUDGET_WINDOWS}"
         )))
     }
 }

@@ -22,6 +22,10 @@
 //! writes its index entry before removing its WAL entry, so a key being issued is always seen
 //! under one of the two.
 //!
+//! **Retired teams** (of deleted roles, or of roles that stopped setting role-wide or per-user
+//! limits) are deleted in LiteLLM once none of their keys is live, and forgotten once LiteLLM
+//! no longer has them; deleting a team earlier would delete its keys with it.
+//!
 //! Limitations: keys of deleted roles, or issued under a role's former `key_alias_prefix`, are
 //! not looked at (they still expire in LiteLLM on their own). A mount of the same path on
 //! another Vault cluster or namespace that shares the LiteLLM, the role names and the prefixes
@@ -136,6 +140,10 @@ pub struct TidyReport {
     pub kept: usize,
     /// Index entries whose key LiteLLM no longer has (removed unless a dry run).
     pub stale_index_entries: usize,
+    /// Retired teams deleted (in a dry run: to be deleted), sorted.
+    pub deleted_teams: Vec<String>,
+    /// Retired teams kept because keys of theirs are still live.
+    pub retired_teams_kept: usize,
 }
 
 /// Runs one tidy pass for the mount at `mount_point` (e.g. `litellm/`).
@@ -237,7 +245,46 @@ pub async fn run(
             }
         }
     }
+    tidy_retired_teams(client, storage, options, now, &mut report).await?;
     Ok(report)
+}
+
+/// Deletes retired teams none of whose keys is live, and forgets those LiteLLM no longer has.
+async fn tidy_retired_teams(
+    client: &Client,
+    storage: &Storage,
+    options: TidyOptions,
+    now: SystemTime,
+    report: &mut TidyReport,
+) -> Result<()> {
+    let mut retired = storage.list(layout::RETIRED_TEAMS).await?;
+    retired.sort();
+    for team_id in retired {
+        let usage = client.team_usage(&team_id, now).await.map_err(|e| {
+            Error::litellm(format!("tidy could not look up retired team {team_id}"), e)
+        })?;
+        match usage {
+            Some(usage) if usage.live_keys > 0 => {
+                report.retired_teams_kept += 1;
+                continue;
+            }
+            Some(_) => {
+                if !options.dry_run {
+                    client.delete_team(&team_id).await.map_err(|e| {
+                        Error::litellm(format!("tidy could not delete retired team {team_id}"), e)
+                    })?;
+                    tracing::info!(team_id = %team_id, "tidy deleted a retired team");
+                }
+                report.deleted_teams.push(team_id.clone());
+            }
+            // Deleted in LiteLLM already: nothing left to wait for.
+            None => {}
+        }
+        if !options.dry_run {
+            storage.delete(&layout::retired_team(&team_id)).await?;
+        }
+    }
+    Ok(())
 }
 
 impl TidyReport {
@@ -246,6 +293,8 @@ impl TidyReport {
             "deleted": self.deleted,
             "kept": self.kept,
             "stale_index_entries": self.stale_index_entries,
+            "deleted_teams": self.deleted_teams,
+            "retired_teams_kept": self.retired_teams_kept,
             "dry_run": dry_run,
         })
     }

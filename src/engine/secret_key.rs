@@ -155,10 +155,6 @@ async fn revoke(state: Arc<MountState>, req: Request) -> Result<Option<Response>
 
 /// Undoes an issue that never reached its lease: deletes the key by alias, then its index entry.
 pub async fn rollback(state: Arc<MountState>, req: Request, entry: WalEntry) -> Result<()> {
-    if entry.kind != WAL_KIND {
-        tracing::warn!(kind = %entry.kind, "dropping WAL entry of unknown kind");
-        return Ok(());
-    }
     let IssueWal {
         key_alias: alias,
         token_id,

@@ -2,7 +2,8 @@
 //! cached until storage says it changed. A leaf: the path modules use it, it uses only what they
 //! store (the config and role entities) and the client.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use crate::engine::client::Client;
 use crate::engine::error::{Error, Result};
@@ -19,6 +20,9 @@ pub struct MountState {
     client: StorageCache<Client>,
     /// Roles by storage key.
     roles: StorageCache<Arc<Role>>,
+    /// `(team, user)` pairs known to be members, so a user's keys after the first cost no
+    /// `/team/member_add`. Membership never ends while the team lives, so entries stay valid.
+    members: Mutex<HashSet<(String, String)>>,
 }
 
 impl MountState {
@@ -45,6 +49,27 @@ impl MountState {
                 Ok(Role::load(storage, name).await?.map(Arc::new))
             })
             .await
+    }
+
+    /// Makes `user_id` a member of team `team_id` unless this process knows it is one.
+    pub async fn ensure_member(&self, client: &Client, team_id: &str, user_id: &str) -> Result<()> {
+        let pair = (team_id.to_string(), user_id.to_string());
+        if self.members_lock().contains(&pair) {
+            return Ok(());
+        }
+        client.add_member(team_id, user_id).await.map_err(|e| {
+            Error::litellm(
+                format!("LiteLLM could not make user {user_id:?} a member of the role's team"),
+                e,
+            )
+        })?;
+        self.members_lock().insert(pair);
+        Ok(())
+    }
+
+    fn members_lock(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String)>> {
+        // A panic while holding it cannot leave the set half-changed: use it as it is.
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Drops cached state derived from storage `key`.

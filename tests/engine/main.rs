@@ -20,6 +20,7 @@ mod client_tls;
 mod fake_conformance;
 mod faults;
 mod identity;
+mod teams;
 mod tidy;
 
 use support::target::Target;

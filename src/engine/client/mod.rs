@@ -33,11 +33,13 @@ mod config;
 mod error;
 mod http;
 mod parse;
+mod teams;
 mod types;
 
 pub use config::{ClientConfig, DEFAULT_REQUEST_TIMEOUT, validate_base_url};
 pub use error::ApiError;
 pub use parse::{duration_string, parse_timestamp, redact, token_hash};
+pub use teams::{MemberUsage, TeamLimits, TeamUsage};
 pub use types::{
     ChosenKey, Deleted, GenerateKeyRequest, GeneratedKey, KeyExpiry, KeyInfo, KeyStatus, ListedKey,
     OwnKey,

@@ -27,6 +27,11 @@ pub(crate) async fn handle(
         "/key/list" => (Op::List, Method::GET),
         "/key/block" | "/key/unblock" => (Op::Block, Method::POST),
         "/v1/models" | "/models" => (Op::Models, Method::GET),
+        "/team/new" => (Op::TeamNew, Method::POST),
+        "/team/update" => (Op::TeamUpdate, Method::POST),
+        "/team/delete" => (Op::TeamDelete, Method::POST),
+        "/team/info" => (Op::TeamInfo, Method::GET),
+        "/team/member_add" => (Op::MemberAdd, Method::POST),
         "/health/liveliness" | "/health/liveness" | "/health/readiness" => {
             (Op::Health, Method::GET)
         }
@@ -142,6 +147,11 @@ pub(crate) fn route(
         Op::Info => info(shared, caller, query, now),
         Op::List => list(shared, query, now),
         Op::Models => models(caller),
+        Op::TeamNew => with_object(body, |obj| team_new(shared, obj)),
+        Op::TeamUpdate => with_object(body, |obj| team_update(shared, obj)),
+        Op::TeamDelete => with_object(body, |obj| team_delete(shared, obj, now)),
+        Op::TeamInfo => team_info(shared, query),
+        Op::MemberAdd => with_object(body, |obj| member_add(shared, obj)),
         Op::Health | Op::Any => health(path),
     }
 }

@@ -54,7 +54,7 @@ use shapes::*;
 use state::*;
 use time::*;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -97,13 +97,23 @@ pub enum Op {
     Models,
     /// `GET /health/*`
     Health,
+    /// `POST /team/new`
+    TeamNew,
+    /// `POST /team/update`
+    TeamUpdate,
+    /// `POST /team/delete`
+    TeamDelete,
+    /// `GET /team/info`
+    TeamInfo,
+    /// `POST /team/member_add`
+    MemberAdd,
     /// Every route: a fault set here applies where no route-specific fault is set;
     /// `requests(Op::Any)` is the total.
     Any,
 }
 
 impl Op {
-    pub(crate) const COUNT: usize = 9;
+    pub(crate) const COUNT: usize = 14;
 
     pub(crate) fn index(self) -> usize {
         self as usize
@@ -136,6 +146,32 @@ pub enum Fault {
     Reset,
     /// Processed, then the connection is closed without any response.
     LoseResponse,
+}
+
+/// A team as the fake stores it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TeamRecord {
+    /// The team's id.
+    pub team_id: String,
+    /// Its alias (not unique in LiteLLM).
+    pub team_alias: Option<String>,
+    /// The limits last set, by LiteLLM field name (`max_budget`, `team_member_budget`, …).
+    pub limits: Map<String, Value>,
+    /// Replaced whole on update, as in LiteLLM.
+    pub metadata: Map<String, Value>,
+    /// Members added with `/team/member_add` (LiteLLM's `default_user_id` not included).
+    pub members: BTreeSet<String>,
+}
+
+impl TeamRecord {
+    pub(crate) fn to_json(&self) -> Value {
+        let mut team = self.limits.clone();
+        team.insert("team_id".into(), json!(self.team_id));
+        team.insert("team_alias".into(), json!(self.team_alias));
+        team.insert("metadata".into(), Value::Object(self.metadata.clone()));
+        team.insert("spend".into(), json!(0.0));
+        Value::Object(team)
+    }
 }
 
 /// A key as the fake stores it (no secret: like LiteLLM, only the hash is kept).
@@ -379,6 +415,18 @@ impl FakeLiteLlm {
     /// The live key with this hash, if any.
     pub fn get(&self, token: &str) -> Option<KeyRecord> {
         self.shared.db().live.get(token).cloned()
+    }
+
+    /// Team `team_id`, if it exists.
+    pub fn team(&self, team_id: &str) -> Option<TeamRecord> {
+        self.shared.db().teams.get(team_id).cloned()
+    }
+
+    /// Ids of all teams, sorted.
+    pub fn team_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.shared.db().teams.keys().cloned().collect();
+        ids.sort();
+        ids
     }
 
     /// Sets a persistent fault for `op` (`Fault::None` clears it).

@@ -23,6 +23,7 @@ pub(crate) struct Db {
     pub(crate) deleted: HashMap<String, KeyRecord>,
     /// alias → tokens of live keys, so alias checks stay O(1) with many keys (benchmarks).
     pub(crate) by_alias: HashMap<String, HashSet<String>>,
+    pub(crate) teams: HashMap<String, TeamRecord>,
     pub(crate) seq: u64,
 }
 

@@ -6,6 +6,7 @@ mod generate;
 mod info;
 mod list;
 mod models;
+mod teams;
 mod update;
 
 pub(crate) use block::*;
@@ -14,4 +15,5 @@ pub(crate) use generate::*;
 pub(crate) use info::*;
 pub(crate) use list::*;
 pub(crate) use models::*;
+pub(crate) use teams::*;
 pub(crate) use update::*;
