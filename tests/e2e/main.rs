@@ -13,6 +13,7 @@
 mod support;
 
 mod bad_input;
+mod budgets;
 #[path = "../engine/client.rs"]
 mod client;
 #[path = "../engine/client_self_info.rs"]
