@@ -348,6 +348,13 @@ impl<S: Send + Sync + 'static> Backend<S> {
             Operation::ResolvePath => Err(Error::UnsupportedOperation),
             Operation::Help => Ok(Some(help::respond(self, &raw))),
             Operation::Rollback => {
+                // Every HA node gets the tick, but only the active one may act on it: a standby's
+                // storage lags and is read-only, and its side effects would race the active
+                // node's. (Go's framework leaves this to each plugin.)
+                if system.is_standby().await? {
+                    tracing::debug!("rollback tick on a standby: nothing to do");
+                    return Ok(None);
+                }
                 // As in Go's framework: the periodic function, then the WAL rollback; one
                 // failing does not skip the other.
                 let periodic = self.run_periodic(&raw, &storage, &system).await;

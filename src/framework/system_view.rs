@@ -28,7 +28,12 @@ pub trait SystemViewBackend: Send + Sync {
     fn max_lease_ttl(&self) -> SystemViewFuture<'_, Duration>;
     /// The identity entity `id`, or `None` when the host knows no such entity.
     fn entity<'a>(&'a self, id: &'a str) -> SystemViewFuture<'a, Option<logical::Entity>>;
+    /// The host's replication state: Vault's `consts.ReplicationState` bit flags.
+    fn replication_state(&self) -> SystemViewFuture<'_, u32>;
 }
+
+/// `consts.ReplicationPerformanceStandby`: OpenBao sets it on read-enabled HA standbys.
+const REPLICATION_PERFORMANCE_STANDBY: u32 = 1 << 14;
 
 /// Read access to the host's view of this mount. Cheap to clone.
 #[derive(Clone)]
@@ -70,11 +75,19 @@ impl SystemView {
     pub async fn entity(&self, id: &str) -> Result<Option<logical::Entity>, SystemViewError> {
         self.0.entity(id).await
     }
+
+    /// Whether this node is an HA standby (its storage is read-only; writes are forwarded to
+    /// the active node). Periodic work skips standbys: only the active node may act on it.
+    pub async fn is_standby(&self) -> Result<bool, SystemViewError> {
+        Ok(self.0.replication_state().await? & REPLICATION_PERFORMANCE_STANDBY != 0)
+    }
 }
 
 /// Fixed system-view answers for tests.
 #[derive(Debug, Clone)]
 pub struct FixedSystemView {
+    /// Replication state flags (0: a single node; set bit 14 for a standby).
+    pub replication_state: u32,
     /// Mount default lease TTL.
     pub default_ttl: Duration,
     /// Mount maximum lease TTL.
@@ -87,6 +100,7 @@ impl Default for FixedSystemView {
     /// A dev server's defaults: 768 h default and max.
     fn default() -> Self {
         FixedSystemView {
+            replication_state: 0,
             default_ttl: Duration::from_secs(768 * 3600),
             max_ttl: Duration::from_secs(768 * 3600),
             entities: BTreeMap::new(),
@@ -105,5 +119,9 @@ impl SystemViewBackend for FixedSystemView {
 
     fn entity<'a>(&'a self, id: &'a str) -> SystemViewFuture<'a, Option<logical::Entity>> {
         Box::pin(async move { Ok(self.entities.get(id).cloned()) })
+    }
+
+    fn replication_state(&self) -> SystemViewFuture<'_, u32> {
+        Box::pin(async move { Ok(self.replication_state) })
     }
 }

@@ -32,7 +32,18 @@ pub struct WalEntry {
     pub data: Value,
     /// Unix seconds when the entry was written.
     pub created_at: i64,
+    /// Rollbacks started on the entry so far (not in Go's layout; absent there means none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
 }
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// What a storage write says on a node whose storage is read-only (an HA standby); the host
+/// forwards requests that fail with it to the active node.
+const READ_ONLY_STORAGE: &str = "cannot write to readonly storage";
 
 impl WalEntry {
     /// The payload as the type its writer stored.
@@ -85,6 +96,7 @@ pub async fn put<T: Serialize>(
         kind: kind.to_string(),
         data,
         created_at,
+        attempts: 0,
     };
     storage
         .put_json(&format!("{WAL_PREFIX}{id}"), &entry, false)
@@ -131,6 +143,23 @@ pub(super) async fn rollback<S: Send + Sync + 'static>(
         };
         if !immediate && entry.age(now) < backend.wal_rollback_min_age {
             continue;
+        }
+        // A storage write before any side effect: a node that cannot write (a standby the
+        // tick reached anyway) must not undo what the active node may still be doing.
+        let claimed = WalEntry {
+            attempts: entry.attempts.saturating_add(1),
+            ..entry.clone()
+        };
+        match storage
+            .put_json(&format!("{WAL_PREFIX}{id}"), &claimed, false)
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.0.contains(READ_ONLY_STORAGE) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(wal_id = %id, error = %e, "cannot claim WAL entry; will retry");
+                continue;
+            }
         }
         let request = Request::internal(&raw.mount_point, &storage, &system, now);
         match undo(backend.state().clone(), request, entry.clone()).await {

@@ -166,6 +166,19 @@ impl SystemViewBackend for HostSystemView {
             Ok(reply.entity)
         })
     }
+
+    fn replication_state(&self) -> SystemViewFuture<'_, u32> {
+        Box::pin(async move {
+            let reply = self
+                .0
+                .clone()
+                .replication_state(pb::Empty {})
+                .await
+                .map_err(view_error)?;
+            // Flags; a negative value is not one the host sends.
+            Ok(u32::try_from(reply.into_inner().state).unwrap_or(0))
+        })
+    }
 }
 
 fn view_error(status: tonic::Status) -> SystemViewError {

@@ -222,6 +222,7 @@ async fn rollback_gives_up_after_a_day() {
         kind: "litellm_key".into(),
         data: json!({"key_alias": "vault-dev-000000000000"}),
         created_at: 1,
+        attempts: 0,
     };
     engine
         .storage

@@ -132,6 +132,7 @@ async fn tidy_deletes_orphans_only() {
         )
         .unwrap()
             - 3600,
+        attempts: 0,
     };
     engine
         .storage
