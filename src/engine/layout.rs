@@ -9,6 +9,7 @@
 //! | `keys/<token_id>` | the key index: one entry per issued, unrevoked key | local | no |
 //! | `tidy/index-since` | when this mount started indexing its keys | local | no |
 //! | `tidy/last-auto-tidy` | when auto-tidy last ran | local | no |
+//! | `tidy/last-tidy` | when tidy last started (its first write, before any LiteLLM call) | local | no |
 //! | `wal/<uuid>` | write-ahead entries of issues in flight (the framework's) | local | no |
 //!
 //! Local entries mirror the leases, which are local to each cluster too: what one cluster
@@ -32,6 +33,8 @@ pub const TIDY_STATE: &str = "tidy/";
 pub const INDEX_SINCE: &str = "tidy/index-since";
 /// When auto-tidy last ran.
 pub const LAST_AUTO_TIDY: &str = "tidy/last-auto-tidy";
+/// When tidy last started.
+pub const LAST_TIDY: &str = "tidy/last-tidy";
 
 /// The storage key of role `name`.
 pub fn role(name: &str) -> String {
@@ -63,7 +66,7 @@ mod tests {
     #[test]
     fn tidy_bookkeeping_is_local_and_config_alone_is_seal_wrapped() {
         let special = special_paths();
-        for key in [INDEX_SINCE, LAST_AUTO_TIDY, "keys/ab", "wal/1"] {
+        for key in [INDEX_SINCE, LAST_AUTO_TIDY, LAST_TIDY, "keys/ab", "wal/1"] {
             assert!(
                 special
                     .local_storage

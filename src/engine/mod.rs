@@ -51,8 +51,8 @@ pub fn wal_rollback_min_age() -> std::time::Duration {
         .unwrap_or(framework::wal::DEFAULT_ROLLBACK_MIN_AGE)
 }
 
-/// Undoes one WAL entry, by its kind: a key whose issue never reached its lease, or a team
-/// whose role was never stored.
+/// Undoes one WAL entry, by its kind: a key whose issue never reached its lease, a team whose
+/// role was never stored, or a rotate-root successor that was never stored.
 async fn rollback(
     state: Arc<MountState>,
     req: framework::Request,
@@ -62,6 +62,9 @@ async fn rollback(
         secret_key::WAL_KIND => secret_key::rollback(state, req, entry).await,
         role_team::WAL_KIND => {
             role_team::rollback(state.client(&req.storage).await, &req, &entry).await
+        }
+        path_rotate_root::SUCCESSOR_WAL_KIND => {
+            path_rotate_root::rollback(&state, &req, &entry).await
         }
         other => {
             tracing::warn!(kind = %other, "dropping WAL entry of unknown kind");

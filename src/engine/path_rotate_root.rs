@@ -16,22 +16,27 @@
 //!    old alias. Neither can undo the rotation any more, so their failures become warnings
 //!    that name the old key, so that the operator can finish by hand.
 //!
-//! No write-ahead log guards the successor: its entry would have to disappear together with
-//! the config write, and a crash between the two would make rollback delete the key that was
-//! just stored. A crash before the store leaves a successor whose secret nobody knows.
+//! A WAL entry naming the successor's temporary alias is written before the successor is
+//! created: the request's first storage write, so an HA standby fails it and forwards the
+//! rotation to the active node. It goes once the config holds the successor or the successor is
+//! deleted. Should the plugin die in between, rollback deletes the keys with that alias except
+//! the one the stored config names (a crash after the store must not delete the new admin key).
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::engine::MountState;
 use crate::engine::alias;
-use crate::engine::client::{Client, GenerateKeyRequest, GeneratedKey, OwnKey, duration_string};
+use crate::engine::client::{
+    Client, GenerateKeyRequest, GeneratedKey, OwnKey, duration_string, token_hash,
+};
 use crate::engine::error::{Error, Result};
 use crate::engine::layout;
 use crate::engine::path_config::Config;
-use crate::framework::{Field, Operation, Path, Request, Response, handler};
+use crate::framework::{Field, Operation, Path, Request, Response, WalEntry, handler, wal};
 
 static FIELDS: &[Field] = &[];
 
@@ -82,6 +87,10 @@ async fn rotate(state: Arc<MountState>, req: Request) -> Result<Option<Response>
     let old_alias = own.info.key_alias.clone();
     let temporary = alias::rotating(old_alias.as_deref());
     let (request, extra) = successor_request(&own, &temporary, req.now)?;
+    let guard = SuccessorWal {
+        key_alias: temporary.clone(),
+    };
+    let wal_id = wal::put(&req.storage, SUCCESSOR_WAL_KIND, &guard, req.now).await?;
 
     let successor = match current.generate_with(&request, &extra).await {
         Ok(successor) => successor,
@@ -95,8 +104,10 @@ async fn rotate(state: Arc<MountState>, req: Request) -> Result<Option<Response>
             let mut note = "; the configured key is unchanged".to_string();
             if lost {
                 note.push_str(&format!(
-                    "; a key with alias {temporary:?} may exist in LiteLLM: delete it"
+                    "; a key with alias {temporary:?} may exist in LiteLLM: the periodic rollback deletes it"
                 ));
+            } else {
+                release(&req, &wal_id).await;
             }
             return Err(
                 Error::litellm("LiteLLM could not create the successor key", e).noted(note),
@@ -107,14 +118,21 @@ async fn rotate(state: Arc<MountState>, req: Request) -> Result<Option<Response>
     let mut next = config.clone();
     next.master_key = successor.key.clone();
     next.last_rotated = humantime::format_rfc3339_seconds(req.now).to_string();
+    let discarded = Discard {
+        current: &current,
+        successor: &successor,
+        alias: &temporary,
+        req: &req,
+        wal_id: &wal_id,
+    };
     let next_client = match client_for(&next) {
         Ok(client) => client,
-        Err(e) => return Err(discard(&current, &successor, &temporary, e).await),
+        Err(e) => return Err(discarded.because(e).await),
     };
     if let Err(e) = next_client.verify().await {
         let error = Error::litellm("the successor key failed its check against LiteLLM", e)
             .noted("; the configured key is unchanged".into());
-        return Err(discard(&current, &successor, &temporary, error).await);
+        return Err(discarded.because(error).await);
     }
     match Config::load(&req.storage).await {
         Ok(Some(latest)) if latest.master_key == config.master_key => {}
@@ -122,14 +140,16 @@ async fn rotate(state: Arc<MountState>, req: Request) -> Result<Option<Response>
             let error = Error::invalid(
                 "config was written or deleted during the rotation; nothing was rotated",
             );
-            return Err(discard(&current, &successor, &temporary, error).await);
+            return Err(discarded.because(error).await);
         }
-        Err(e) => return Err(discard(&current, &successor, &temporary, e).await),
+        Err(e) => return Err(discarded.because(e).await),
     }
     if let Err(e) = req.storage.put_json(layout::CONFIG, &next, true).await {
-        return Err(discard(&current, &successor, &temporary, e.into()).await);
+        return Err(discarded.because(e.into()).await);
     }
     state.invalidate(layout::CONFIG);
+    // The config names the successor now; rollback would keep it anyway.
+    release(&req, &wal_id).await;
 
     // The successor is now the admin key. What follows only tidies up after the old one.
     let mut warnings = Vec::new();
@@ -188,19 +208,84 @@ fn client_for(config: &Config) -> Result<Client> {
     Client::new(&config.client_config()).map_err(Error::StoredConfigUnusable)
 }
 
-/// Deletes a successor that will not be used (with the still-configured key) and returns
-/// `error`, noting in it when the successor could not be deleted.
-async fn discard(current: &Client, successor: &GeneratedKey, alias: &str, error: Error) -> Error {
-    let Err(e) = current
-        .delete_keys(std::slice::from_ref(&successor.token))
-        .await
-    else {
-        return error;
+/// A successor that will not be used, and how to take it back.
+struct Discard<'a> {
+    /// The still-configured key's client.
+    current: &'a Client,
+    successor: &'a GeneratedKey,
+    alias: &'a str,
+    req: &'a Request,
+    wal_id: &'a str,
+}
+
+impl Discard<'_> {
+    /// Deletes the successor and returns `error`, noting in it when that failed (the WAL entry
+    /// then stays, and rollback deletes the successor later).
+    async fn because(&self, error: Error) -> Error {
+        let Err(e) = self
+            .current
+            .delete_keys(std::slice::from_ref(&self.successor.token))
+            .await
+        else {
+            release(self.req, self.wal_id).await;
+            return error;
+        };
+        let alias = self.alias;
+        tracing::warn!(key_alias = %alias, error = %e, "rotate-root: deleting an unused successor key failed");
+        error.noted(format!(
+            "; deleting the unused successor key (alias {alias:?}) also failed ({e}): the periodic rollback deletes it"
+        ))
+    }
+}
+
+/// Drops the successor's WAL entry; best effort (rollback finds nothing to do for it).
+async fn release(req: &Request, wal_id: &str) {
+    if let Err(e) = wal::delete(&req.storage, wal_id).await {
+        tracing::warn!(error = %e, "rotate-root: could not drop its WAL entry; rollback will");
+    }
+}
+
+/// WAL kind guarding a successor between its creation and the config write.
+pub const SUCCESSOR_WAL_KIND: &str = "litellm_successor";
+
+/// The WAL payload of a rotation: the successor's temporary alias.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuccessorWal {
+    /// The alias the successor carries until it takes the old key's.
+    pub key_alias: String,
+}
+
+/// Undoes a rotation that died between creating its successor and storing it: deletes the
+/// keys with the temporary alias, except the one the stored config names.
+pub async fn rollback(state: &MountState, req: &Request, entry: &WalEntry) -> Result<()> {
+    let SuccessorWal { key_alias } = match entry.decode() {
+        Ok(wal) => wal,
+        Err(e) => {
+            tracing::warn!(error = %e, "dropping an unreadable rotate-root WAL entry");
+            return Ok(());
+        }
     };
-    tracing::warn!(key_alias = %alias, error = %e, "rotate-root: deleting an unused successor key failed");
-    error.noted(format!(
-        "; deleting the unused successor key (alias {alias:?}) also failed ({e}): delete it in LiteLLM"
-    ))
+    let configured = Config::load(&req.storage)
+        .await?
+        .map(|c| token_hash(&c.master_key));
+    let client = state.client(&req.storage).await?;
+    let listed = client
+        .list_aliases(&key_alias)
+        .await
+        .map_err(|e| Error::litellm("LiteLLM could not list a rotation's successor keys", e))?;
+    let unused: Vec<String> = listed
+        .into_iter()
+        .filter(|k| k.key_alias == key_alias && Some(&k.token) != configured.as_ref())
+        .map(|k| k.token)
+        .collect();
+    if !unused.is_empty() {
+        client
+            .delete_keys(&unused)
+            .await
+            .map_err(|e| Error::litellm("LiteLLM could not delete an unused successor key", e))?;
+        tracing::info!(key_alias = %key_alias, "rolled back the successor of a rotation that did not complete");
+    }
+    Ok(())
 }
 
 /// The generate request for a successor of `own` (and the fields [`GenerateKeyRequest`] does

@@ -17,6 +17,9 @@
 //! crashed and the rollback has not run, it was created by hand with this mount's stamps) and
 //! is deleted by hash. Index entries whose key LiteLLM no longer has are removed as well.
 //!
+//! Every run starts with a storage write (`tidy/last-tidy`), so on an HA standby it fails before
+//! LiteLLM is called and the host forwards it to the active node.
+//!
 //! Order matters with concurrent issues: LiteLLM is listed first, then the WAL is read, then
 //! the index. A listed key's WAL entry was written before the key was generated, and an issue
 //! writes its index entry before removing its WAL entry, so a key being issued is always seen
@@ -159,6 +162,11 @@ pub async fn run(
             "tidy needs the request's mount point to tell this mount's keys from other mounts' keys",
         ));
     }
+    // A storage write before any LiteLLM call: on an HA standby it fails, the host forwards the
+    // request, and only the active node (whose index is current) judges and deletes keys.
+    storage
+        .put_json(layout::LAST_TIDY, &LastRun::at(now), false)
+        .await?;
     // Keys created from now on are all indexed; older ones may predate the index.
     let index_since = key_index::mark_start(storage, now).await?;
     let stems = role_alias_stems(storage).await?;
@@ -360,9 +368,21 @@ impl AutoTidy {
     }
 }
 
+/// When a tidy (or auto-tidy) run started.
 #[derive(Serialize, Deserialize)]
 struct LastRun {
     unix_secs: u64,
+}
+
+impl LastRun {
+    fn at(now: SystemTime) -> LastRun {
+        LastRun {
+            unix_secs: now
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        }
+    }
 }
 
 async fn last_auto_tidy(storage: &Storage) -> Result<Option<SystemTime>> {
@@ -443,12 +463,8 @@ async fn auto_tidy(state: &MountState, req: &Request) -> Result<()> {
     }
     // Recorded before running, so a failing tidy waits for the next interval instead of
     // retrying (and logging) every minute.
-    let unix_secs = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
     req.storage
-        .put_json(layout::LAST_AUTO_TIDY, &LastRun { unix_secs }, false)
+        .put_json(layout::LAST_AUTO_TIDY, &LastRun::at(now), false)
         .await?;
     let options = TidyOptions {
         dry_run: false,

@@ -37,7 +37,13 @@ pub fn init(module: &'static str, level_env: &str) {
 
 impl<S: Subscriber> Layer<S> for HclogLayer {
     fn enabled(&self, metadata: &tracing::Metadata<'_>, _ctx: Context<'_, S>) -> bool {
-        *metadata.level() <= self.max_level
+        // The HTTP/2 and TLS libraries log every frame at debug (90 % of a debug log in HA
+        // runs): their debug lines show only at trace.
+        let level = *metadata.level();
+        if level >= Level::DEBUG && is_wire_library(metadata.target()) {
+            return self.max_level >= Level::TRACE;
+        }
+        level <= self.max_level
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
@@ -50,6 +56,13 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
         // A closed stderr must never take the plugin down.
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
+}
+
+/// Libraries that log the wire itself.
+fn is_wire_library(target: &str) -> bool {
+    ["h2", "hyper", "hyper_util", "rustls", "tokio_rustls", "reqwest", "tower"]
+        .iter()
+        .any(|lib| target == *lib || target.starts_with(&format!("{lib}::")))
 }
 
 fn format_line(
@@ -128,6 +141,14 @@ mod tests {
                 when,
             ));
         }
+    }
+
+    #[test]
+    fn wire_libraries_log_their_debug_lines_only_at_trace() {
+        assert!(is_wire_library("h2::codec::framed_write"));
+        assert!(is_wire_library("hyper"));
+        assert!(!is_wire_library("h2o"));
+        assert!(!is_wire_library("my_plugin::engine"));
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod client_tls;
 mod fake_conformance;
 mod faults;
 mod identity;
+mod standby;
 mod teams;
 mod tidy;
 

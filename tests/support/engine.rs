@@ -12,13 +12,85 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value, json};
 use vault_plugin_secrets_litellm::engine::key_index;
 use vault_plugin_secrets_litellm::engine::{MountState, factory};
+use vault_plugin_secrets_litellm::framework::storage::{StorageBackend, StorageFuture};
 use vault_plugin_secrets_litellm::framework::system_view::FixedSystemView;
 use vault_plugin_secrets_litellm::framework::{
-    self, Backend, Clock, LeaseSecret, RawRequest, Response, Storage, SystemView, wal,
+    self, Backend, Clock, LeaseSecret, RawRequest, Response, Storage, StorageError, SystemView, wal,
 };
 use vault_plugin_secrets_litellm::proto::logical;
 
 use super::fake_litellm::FakeLiteLlm;
+
+/// Storage that reads through to another and refuses every write as an HA standby's does.
+pub struct ReadOnlyStorage(pub Storage);
+
+impl StorageBackend for ReadOnlyStorage {
+    fn get<'a>(&'a self, key: &'a str) -> StorageFuture<'a, Option<Vec<u8>>> {
+        Box::pin(self.0.get(key))
+    }
+
+    fn put<'a>(
+        &'a self,
+        _key: &'a str,
+        _value: Vec<u8>,
+        _seal_wrap: bool,
+    ) -> StorageFuture<'a, ()> {
+        Box::pin(async { Err(read_only()) })
+    }
+
+    fn delete<'a>(&'a self, _key: &'a str) -> StorageFuture<'a, ()> {
+        Box::pin(async { Err(read_only()) })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> StorageFuture<'a, Vec<String>> {
+        Box::pin(self.0.list(prefix))
+    }
+}
+
+/// OpenBao's error for a write on a standby (the host forwards requests that fail with it).
+fn read_only() -> StorageError {
+    StorageError("cannot write to readonly storage".into())
+}
+
+/// Another node of the same mount (or a restarted process): its own backend and caches, its own
+/// storage view and system view, the same fake LiteLLM.
+pub struct Node<'a> {
+    engine: &'a Engine,
+    backend: Backend<MountState>,
+    storage: Storage,
+    system: SystemView,
+}
+
+impl Node<'_> {
+    /// A request with a token that has no identity entity.
+    pub async fn call(
+        &self,
+        operation: &str,
+        path: &str,
+        data: Value,
+    ) -> framework::Result<Option<Response>> {
+        let raw = Engine::raw_request("", operation, path, data);
+        self.backend
+            .handle_request(raw, self.storage.clone(), self.system.clone())
+            .await
+    }
+
+    /// The host's rollback tick, with `immediate` (every WAL entry is due).
+    pub async fn rollback_now(&self) -> framework::Result<Option<Response>> {
+        self.backend
+            .handle_request(
+                Engine::rollback_request(),
+                self.storage.clone(),
+                self.system.clone(),
+            )
+            .await
+    }
+
+    /// The engine this node is beside.
+    pub fn beside(&self) -> &Engine {
+        self.engine
+    }
+}
 
 /// The master key of the engine's fake LiteLLM.
 pub const MASTER_KEY: &str = "sk-engine-test-master-key-0123456789";
@@ -118,10 +190,29 @@ impl Engine {
         path: &str,
         data: Value,
     ) -> framework::Result<Option<Response>> {
+        let raw = Engine::raw_request(entity_id, operation, path, data);
+        self.backend
+            .handle_request(raw, self.storage.clone(), self.system.clone())
+            .await
+    }
+
+    /// Another node of this mount on `storage` and `system`, with the engine's time.
+    pub fn node(&self, storage: Storage, system: SystemView) -> Node<'_> {
+        let mut backend = factory();
+        backend.clock = self.backend.clock.clone();
+        Node {
+            engine: self,
+            backend,
+            storage,
+            system,
+        }
+    }
+
+    fn raw_request(entity_id: &str, operation: &str, path: &str, data: Value) -> RawRequest {
         let Value::Object(data) = data else {
             panic!("object expected")
         };
-        let raw = RawRequest {
+        RawRequest {
             id: uuid::Uuid::new_v4().to_string(),
             operation: operation.to_string(),
             path: path.to_string(),
@@ -130,10 +221,18 @@ impl Engine {
             display_name: "token".to_string(),
             entity_id: entity_id.to_string(),
             ..RawRequest::default()
-        };
-        self.backend
-            .handle_request(raw, self.storage.clone(), self.system.clone())
-            .await
+        }
+    }
+
+    fn rollback_request() -> RawRequest {
+        let mut data = Map::new();
+        data.insert("immediate".into(), Value::Bool(true));
+        RawRequest {
+            operation: "rollback".into(),
+            data,
+            mount_point: MOUNT.to_string(),
+            ..RawRequest::default()
+        }
     }
 
     pub async fn lease_call(
@@ -173,15 +272,12 @@ impl Engine {
     }
 
     pub async fn rollback_now(&self) {
-        let mut data = Map::new();
-        data.insert("immediate".into(), Value::Bool(true));
-        let raw = RawRequest {
-            operation: "rollback".into(),
-            data,
-            ..RawRequest::default()
-        };
         self.backend
-            .handle_request(raw, self.storage.clone(), self.system.clone())
+            .handle_request(
+                Engine::rollback_request(),
+                self.storage.clone(),
+                self.system.clone(),
+            )
             .await
             .expect("an immediate rollback");
     }
