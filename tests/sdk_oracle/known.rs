@@ -417,6 +417,29 @@ pub const KNOWN: &[Known] = &[
                     .is_some_and(|o| o.iter().any(|(k, v)| k.is_empty() || v.is_null()))
         },
     },
+    Known {
+        name: "a string holding a JSON object is that object",
+        oracles: &[F],
+        kinds: &["object"],
+        reason: "TypeMap takes only an object (mapstructure: \"expected a map, got 'string'\"); \
+                 ours also takes a string holding one, as the CLI sends `x='{\"a\":1}'`, and a \
+                 blank string as {}",
+        applies: |d| {
+            d.go.is_rejected()
+                && d.ours.value().is_some()
+                && matches!(d.value, Some(Value::String(_)))
+        },
+    },
+    Known {
+        name: "a map is an object, not a list",
+        oracles: &[F],
+        kinds: &["object"],
+        reason: "mapstructure decodes [] to {}, [null] to a nil map and [{\"a\":1}] to \
+                 {\"a\":1}; ours rejects a list where an object is expected",
+        applies: |d| {
+            matches!(d.value, Some(Value::Array(_))) && d.ours.is_rejected() && !d.go.is_rejected()
+        },
+    },
 ];
 
 fn rejected_with(o: &Outcome, fragment: &str) -> bool {

@@ -295,6 +295,7 @@ fn field_type(name: &str) -> FieldType {
         "duration" => FieldType::Duration,
         "comma_string_slice" => FieldType::CommaStringSlice,
         "kv_pairs" => FieldType::KeyValueMap,
+        "object" => FieldType::Object,
         other => panic!("cmd/oracle sent an unknown field type {other:?}"),
     }
 }
@@ -314,6 +315,31 @@ fn canonical(v: &FieldValue) -> Value {
         FieldValue::Duration(d) => json!(d.as_secs()),
         FieldValue::Strings(v) => json!(v),
         FieldValue::Map(m) => json!(m),
+        // Go prints the float64 -6e6 as -6000000, which reads back as an integer: do the same.
+        FieldValue::Object(m) => integral_floats_as_integers(Value::Object(m.clone())),
+    }
+}
+
+/// Ours in the form Go's json.Marshal of a float64 reads back as: an integral float below 1e21
+/// is printed as its shortest digits padded with zeros (-6e6 → -6000000,
+/// 5.168155585285628e18 → 5168155585285628000), which serde_json reads as an integer.
+fn integral_floats_as_integers(v: Value) -> Value {
+    match v {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() < 1e21 => {
+                serde_json::from_str(&f.to_string()).unwrap_or(Value::Number(n))
+            }
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(integral_floats_as_integers).collect())
+        }
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| (k, integral_floats_as_integers(v)))
+                .collect(),
+        ),
+        other => other,
     }
 }
 

@@ -87,7 +87,8 @@ type fieldCase struct {
 	Set bool `json:"set"`
 	// Value is the decoded value in a canonical JSON form: string, integer,
 	// bool, {"bits": "<IEEE-754 bits in hex>", "text": ...} for a float,
-	// whole seconds for a duration, a list of strings, an object of strings.
+	// whole seconds for a duration, a list of strings, an object of strings,
+	// the object itself for TypeMap.
 	Value any     `json:"value"`
 	Error *string `json:"error"`
 }
@@ -103,6 +104,7 @@ var fieldTypes = []struct {
 	{"duration", framework.TypeDurationSecond},
 	{"comma_string_slice", framework.TypeCommaStringSlice},
 	{"kv_pairs", framework.TypeKVPairs},
+	{"object", framework.TypeMap},
 }
 
 func main() {
@@ -329,6 +331,7 @@ var handStrings = []string{
 	"1e999", "0x1p-2", "true", "false", "True", "TRUE", "tRUE", "t", "f", "T", "F", "yes", " true",
 	"a,b", " a , b ,, ", "a,,b", ",", "single", "a=1", "a=1,b=2", "a=1, b = 2 ,", "a=1,a=2", "empty=",
 	"=v", "k", "a==b", "a=1,b", " a = 1 ", "x=y=z", "\u00e9=\u00fc", "\t5\n", "1\u00a0", "\u0661",
+	`{"a":1}`, `{"a":[1,{"b":null}]}`, "[1]", `{"a":`,
 }
 
 var handJSON = []string{
