@@ -130,16 +130,17 @@ pub fn calculate_ttl(
 
 /// Go's `time.Duration` `String()` with Vault's `humanDuration` trimming:
 /// 90s → `1m30s`, 3600s → `1h`, 60s → `1m`, 0 → `0s`, 2764800s → `768h`,
-/// 1.5s → `1.5s`, 1.5ms → `1.5ms`.
+/// 3601s → `1h1s`, 1.5s → `1.5s`, 1.5ms → `1.5ms`.
 pub fn human_duration(d: Duration) -> String {
     let mut s = go_duration_string(d);
-    // Vault drops a trailing zero seconds, then a trailing zero minutes
-    // ("1h0m0s" → "1h0m" → "1h"), and nothing else.
+    // Vault drops a trailing zero seconds ("1h0m0s" → "1h0m"), then zero
+    // minutes after the hours wherever they are ("1h0m" → "1h", and also
+    // "1h0m1s" → "1h1s"), and nothing else.
     if s.ends_with("m0s") {
         s.truncate(s.len() - 2);
     }
-    if s.ends_with("h0m") {
-        s.truncate(s.len() - 2);
+    if let Some(idx) = s.find("h0m") {
+        s.replace_range(idx + 1..idx + 3, "");
     }
     s
 }
@@ -558,22 +559,24 @@ mod tests {
             (secs(60), "1m"),
             (secs(90), "1m30s"),
             (secs(HOUR), "1h"),
-            (secs(HOUR + 1), "1h0m1s"),
+            (secs(HOUR + 1), "1h1s"),
             (secs(HOUR + MIN), "1h1m"),
             (secs(2 * HOUR + 30 * MIN), "2h30m"),
+            (secs(10 * HOUR + 5), "10h5s"),
+            (secs(10 * HOUR + 10 * MIN + 5), "10h10m5s"),
             (secs(768 * HOUR), "768h"),
             (secs(87_600 * HOUR), "87600h"),
             (secs(2_764_800), "768h"),
             (Duration::from_millis(1_500), "1.5s"),
             (Duration::from_millis(60_500), "1m0.5s"),
-            (Duration::new(HOUR, 500_000_000), "1h0m0.5s"),
+            (Duration::new(HOUR, 500_000_000), "1h0.5s"),
             (Duration::new(1, 1), "1.000000001s"),
             (Duration::from_millis(500), "500ms"),
             (Duration::from_micros(1_500), "1.5ms"),
             (Duration::from_micros(2), "2µs"),
             (Duration::from_nanos(1_500), "1.5µs"),
             (Duration::from_nanos(7), "7ns"),
-            (Duration::MAX, "5124095576030431h0m15.999999999s"),
+            (Duration::MAX, "5124095576030431h15.999999999s"),
         ];
         for (input, want) in cases {
             assert_eq!(human_duration(input), want, "{input:?}");
