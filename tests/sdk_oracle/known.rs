@@ -64,24 +64,6 @@ pub const KNOWN: &[Known] = &[
         },
     },
     Known {
-        name: "serde_json float parsing is not correctly rounded",
-        oracles: &[F, D],
-        kinds: &[],
-        reason: "NOT deliberate: without its `float_roundtrip` feature serde_json parses some \
-                 decimal numbers to a float64 one ULP away from the correctly rounded value Go \
-                 (and IEEE) give, e.g. 383242.62783479155. Fix: enable \
-                 `serde_json = { features = [\"float_roundtrip\"] }` in Cargo.toml (outside \
-                 this change); then this entry goes stale and the test says so",
-        applies: |d| {
-            differing_leaves(d).is_some_and(|pairs| {
-                pairs
-                    .iter()
-                    .all(|(g, o)| ulps(g, o).is_some_and(|n| n <= 1))
-                    && pairs.iter().any(|(g, o)| ulps(g, o) == Some(1))
-            })
-        },
-    },
-    Known {
         name: "float formatting ties",
         oracles: &[F],
         kinds: &["string", "comma_string_slice", "kv_pairs"],
@@ -92,29 +74,6 @@ pub const KNOWN: &[Known] = &[
         applies: |d| {
             differing_leaves(d)
                 .is_some_and(|pairs| pairs.iter().all(|(g, o)| ulps(g, o) == Some(0)))
-        },
-    },
-    Known {
-        name: "several of the three leaf differences above in one value",
-        oracles: &[F],
-        kinds: &["comma_string_slice", "kv_pairs"],
-        reason: "a list or object can hold a float parsed 1 ULP off, a formatting tie and a \
-                 boolean at once; each leaf is one of those three",
-        applies: |d| {
-            differing_leaves(d).is_some_and(|pairs| {
-                let kinds: std::collections::BTreeSet<u8> = pairs
-                    .iter()
-                    .map(|(g, o)| match ulps(g, o) {
-                        Some(0) => 0,
-                        Some(1) => 1,
-                        _ if bool_spelling(g, o) => 2,
-                        _ => 3,
-                    })
-                    .collect();
-                kinds.len() > 1
-                    && !kinds.contains(&3)
-                    && d.value.as_ref().is_some_and(contains_bool)
-            })
         },
     },
     Known {
