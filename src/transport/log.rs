@@ -58,11 +58,33 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
     }
 }
 
+/// One hclog JSON line at error level, for failures before logging is set up: the host logs
+/// a plain stderr line only at debug, a JSON one at its level.
+pub fn error_line(module: &str, message: &str) -> String {
+    let mut line = serde_json::json!({
+        "@level": "error",
+        "@message": message,
+        "@module": module,
+        "@timestamp": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+    })
+    .to_string();
+    line.push('\n');
+    line
+}
+
 /// Libraries that log the wire itself.
 fn is_wire_library(target: &str) -> bool {
-    ["h2", "hyper", "hyper_util", "rustls", "tokio_rustls", "reqwest", "tower"]
-        .iter()
-        .any(|lib| target == *lib || target.starts_with(&format!("{lib}::")))
+    [
+        "h2",
+        "hyper",
+        "hyper_util",
+        "rustls",
+        "tokio_rustls",
+        "reqwest",
+        "tower",
+    ]
+    .iter()
+    .any(|lib| target == *lib || target.starts_with(&format!("{lib}::")))
 }
 
 fn format_line(
@@ -141,6 +163,16 @@ mod tests {
                 when,
             ));
         }
+    }
+
+    #[test]
+    fn early_errors_are_one_hclog_line_at_error_level() {
+        let line = error_line("mymodule", "the host offers \"3,4\"\nonly");
+        assert_eq!(line.matches('\n').count(), 1, "one line: {line}");
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["@level"], "error");
+        assert_eq!(v["@module"], "mymodule");
+        assert_eq!(v["@message"], "the host offers \"3,4\"\nonly");
     }
 
     #[test]

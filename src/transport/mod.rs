@@ -72,8 +72,10 @@ pub fn serve<S: Send + Sync + 'static>(factory: Factory<S>, info: PluginInfo) ->
             eprintln!("{e}\n\n{}", info.usage);
             return ExitCode::FAILURE;
         }
+        // Launched by a host that cannot talk to us: say why in a line it logs at error level
+        // (go-plugin logs plain stderr lines at debug only).
         Err(e) => {
-            eprintln!("{e}");
+            eprint!("{}", log::error_line(info.log_module, &e.to_string()));
             return ExitCode::FAILURE;
         }
     };

@@ -23,6 +23,9 @@
 //! taken within one run, because absolute times drift on shared machines. Output: a table on
 //! stdout and a JSON file in `bench-results/`.
 
+// Test crates: their items are documented for readers where it helps, not as an API.
+#![allow(missing_docs)]
+
 // The benchmark uses a part of the harness the test tiers share.
 #[allow(dead_code)]
 #[path = "../support/bao/mod.rs"]

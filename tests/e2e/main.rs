@@ -7,6 +7,9 @@
 //! The client scenarios and the fake's conformance table are the engine tier's files, compiled
 //! here again with [`targets`] naming the real proxy too.
 
+// Test crates: their items are documented for readers where it helps, not as an API.
+#![allow(missing_docs)]
+
 // Shared with the engine tier and the benchmark: each uses a part of it.
 #[allow(dead_code)]
 #[path = "../support/mod.rs"]

@@ -7,6 +7,9 @@
 //! One crate with the scenario files as modules (as linkerd2-proxy's integration tests do), so
 //! the support code is compiled and linked once.
 
+// Test crates: their items are documented for readers where it helps, not as an API.
+#![allow(missing_docs)]
+
 // Shared with the end-to-end tier and the benchmark: each uses a part of it.
 #[allow(dead_code)]
 #[path = "../support/mod.rs"]

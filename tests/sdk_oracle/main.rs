@@ -28,6 +28,9 @@
 //! known difference explains; `SDK_ORACLE_DUMP=<file>` writes every difference found, one JSON
 //! object a line, with the entry that explains it.
 
+// Test crates: their items are documented for readers where it helps, not as an API.
+#![allow(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

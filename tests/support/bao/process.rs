@@ -3,6 +3,7 @@
 
 use super::*;
 
+#[allow(unsafe_code)]
 unsafe extern "C" {
     // libc's kill(2); std links libc anyway and has no API to send SIGTERM.
     pub(crate) fn kill(pid: i32, sig: i32) -> i32;
@@ -11,6 +12,7 @@ unsafe extern "C" {
 pub(crate) fn send_signal(pid: u32, sig: i32) {
     if let Ok(pid) = i32::try_from(pid) {
         // SAFETY: kill(2) has no memory-safety preconditions.
+        #[allow(unsafe_code)]
         unsafe {
             kill(pid, sig);
         }
