@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::support::bao::{BaoClient, DevServer, DevServerOptions};
 use crate::support::{
-    RealLiteLlm, assert_eventually, issue, key, lease_id, revoke_lease, server_with, unique,
-    write_role,
+    RealLiteLlm, assert_eventually, enable_userpass, issue, key, lease_id, revoke_lease,
+    server_with, unique, write_role,
 };
 use serde_json::{Value, json};
 
@@ -211,17 +211,7 @@ async fn a_user_budget_stops_one_user_while_another_keeps_working() {
     let litellm = RealLiteLlm::from_env();
     let server = server_with(&litellm, DevServerOptions::default());
     let root = server.client();
-    root.bao(&["auth", "enable", "userpass"]).ok();
-    let accessor = root.bao(&["auth", "list", "-format=json"]).ok().json()["userpass/"]["accessor"]
-        .as_str()
-        .expect("userpass accessor")
-        .to_string();
-    root.bao_with(
-        &["policy", "write", "litellm-creds", "-"],
-        &[],
-        Some(r#"path "litellm/creds/*" { capabilities = ["read", "update"] }"#),
-    )
-    .ok();
+    let accessor = enable_userpass(&root);
     // Unique LiteLLM users per run: the proxy is shared and keeps their spend.
     let (alice_id, bob_id) = (unique("alice"), unique("bob"));
     let alice = login(&root, &accessor, "alice", &alice_id);

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::support::bao::{BaoClient, DevServer};
-use crate::support::{RealLiteLlm, configure, mount};
+use crate::support::{RealLiteLlm, configure, enable_userpass, mount};
 use serde_json::Value;
 use vault_plugin_secrets_litellm::engine::client::{Client, ClientConfig, KeyStatus};
 
@@ -45,17 +45,7 @@ async fn userpass_login_binds_keys_to_the_entity_in_real_litellm() {
     let team = format!("research-{run}");
 
     // alice logs in with userpass; her entity carries the team in its metadata.
-    root.bao(&["auth", "enable", "userpass"]).ok();
-    let accessor = root.bao(&["auth", "list", "-format=json"]).ok().json()["userpass/"]["accessor"]
-        .as_str()
-        .expect("userpass accessor")
-        .to_string();
-    root.bao_with(
-        &["policy", "write", "litellm-creds", "-"],
-        &[],
-        Some(r#"path "litellm/creds/*" { capabilities = ["read", "update"] }"#),
-    )
-    .ok();
+    let accessor = enable_userpass(&root);
     let password = uuid::Uuid::new_v4().to_string();
     root.bao(&[
         "write",

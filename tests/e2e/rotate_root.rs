@@ -9,9 +9,11 @@ use std::time::{Duration, SystemTime};
 
 use crate::support::bao::{DevServer, DevServerOptions};
 use crate::support::fake_litellm::{FakeLiteLlm, Fault, Op};
-use crate::support::{RealLiteLlm, admin_client, configure, mount, revoke_lease, write_role};
+use crate::support::{
+    RealLiteLlm, admin_client, admin_virtual_key, configure, mount, revoke_lease, write_role,
+};
 use serde_json::{Value, json};
-use vault_plugin_secrets_litellm::engine::client::{GenerateKeyRequest, KeyStatus, token_hash};
+use vault_plugin_secrets_litellm::engine::client::{KeyStatus, token_hash};
 
 fn suffix() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
@@ -355,17 +357,8 @@ const FAKE_MASTER: &str = "sk-rotate-root-fake-master-0123456789";
 #[tokio::test]
 async fn failures_before_the_store_change_nothing_and_after_it_are_warnings() {
     let fake = FakeLiteLlm::start(FAKE_MASTER).unwrap();
-    fake.add_proxy_admin("vault-admin-user");
     let master = admin_client(&fake.url(), FAKE_MASTER);
-    let original = master
-        .generate(&GenerateKeyRequest {
-            key_alias: "vault-admin".into(),
-            user_id: Some("vault-admin-user".into()),
-            key_type: Some("default".into()),
-            ..GenerateKeyRequest::default()
-        })
-        .await
-        .unwrap();
+    let original = admin_virtual_key(&fake, FAKE_MASTER).await;
     let server = DevServer::start();
     mount(&server, &["litellm"]);
     configure(&server, "litellm", &fake.url(), &original.key);

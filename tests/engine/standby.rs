@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use crate::support::engine::{Engine, MASTER_KEY, MOUNT, ReadOnlyStorage};
 use crate::support::fake_litellm::{Fault, Op};
-use crate::support::{admin_client, create_key, our_alias};
+use crate::support::{admin_client, admin_virtual_key, create_key, our_alias};
 use serde_json::json;
-use vault_plugin_secrets_litellm::engine::client::GenerateKeyRequest;
 use vault_plugin_secrets_litellm::framework::system_view::FixedSystemView;
 use vault_plugin_secrets_litellm::framework::{Storage, SystemView};
 
@@ -39,16 +38,7 @@ async fn on_read_only_storage_no_path_changes_anything_in_litellm() {
     // The active node's state: config (an admin virtual key, so rotate-root can run), roles,
     // an issued key, a pending WAL entry, auto-tidy due.
     let active = Engine::start().await;
-    active.litellm.add_proxy_admin("vault-admin-user");
-    let admin = admin_client(&active.litellm.url(), MASTER_KEY)
-        .generate(&GenerateKeyRequest {
-            key_alias: "vault-admin".into(),
-            user_id: Some("vault-admin-user".into()),
-            key_type: Some("default".into()),
-            ..GenerateKeyRequest::default()
-        })
-        .await
-        .expect("an admin key");
+    let admin = admin_virtual_key(&active.litellm, MASTER_KEY).await;
     let write = |path: &'static str, body: serde_json::Value| {
         let active = &active;
         async move {

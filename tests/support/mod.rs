@@ -19,6 +19,7 @@ use vault_plugin_secrets_litellm::engine::client::{
 };
 
 use self::bao::{DevServer, DevServerOptions};
+use self::fake_litellm::FakeLiteLlm;
 
 /// The catalog name tests register the plugin under.
 pub const PLUGIN: &str = "vault-plugin-secrets-litellm";
@@ -285,6 +286,38 @@ impl RealLiteLlm {
     pub fn admin(&self) -> Client {
         admin_client(&self.url, &self.master_key)
     }
+}
+
+/// Enables userpass auth on `root`'s server and writes policy `litellm-creds` (read and update
+/// `litellm/creds/*`); the userpass mount's accessor.
+#[track_caller]
+pub fn enable_userpass(root: &bao::BaoClient) -> String {
+    root.bao(&["auth", "enable", "userpass"]).ok();
+    root.bao_with(
+        &["policy", "write", "litellm-creds", "-"],
+        &[],
+        Some(r#"path "litellm/creds/*" { capabilities = ["read", "update"] }"#),
+    )
+    .ok();
+    root.bao(&["auth", "list", "-format=json"]).ok().json()["userpass/"]["accessor"]
+        .as_str()
+        .expect("userpass accessor")
+        .to_string()
+}
+
+/// A virtual key of a `proxy_admin` user in the fake, alias `vault-admin`, made with its master
+/// key: what rotate-root rotates.
+pub async fn admin_virtual_key(fake: &FakeLiteLlm, master_key: &str) -> GeneratedKey {
+    fake.add_proxy_admin("vault-admin-user");
+    admin_client(&fake.url(), master_key)
+        .generate(&GenerateKeyRequest {
+            key_alias: "vault-admin".into(),
+            user_id: Some("vault-admin-user".into()),
+            key_type: Some("default".into()),
+            ..GenerateKeyRequest::default()
+        })
+        .await
+        .expect("an admin virtual key")
 }
 
 /// A key created directly in LiteLLM through `client`, stamped (metadata `vault_mount`,
