@@ -212,7 +212,7 @@ impl Comparison {
                 direct_generate(upstream.0, upstream.1, clients, per_round).await,
             );
             let before = Cpu::of(pids);
-            let (issued, leases) = issue_creds(api, mount, clients, per_round).await;
+            let (issued, leases) = issue_creds(api, mount, "bench", clients, per_round).await;
             issue_cpu.add_since(before, pids);
             let before = Cpu::of(pids);
             let revoked = revoke_leases(api, leases, clients).await;
@@ -403,16 +403,16 @@ async fn direct_generate(url: &str, master_key: &str, clients: usize, total: usi
     stats
 }
 
-/// Issues (and, separately, revokes) `total` credentials of `mount`/`role`.
 /// Issues `total` credentials of `mount`/`role`; returns the latencies and the lease ids.
 async fn issue_creds(
     api: &Api,
     mount: &str,
+    role: &str,
     clients: usize,
     total: usize,
 ) -> (Samples, Vec<String>) {
     let leases = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (a, path, l) = (api.clone(), format!("{mount}/creds/bench"), leases.clone());
+    let (a, path, l) = (api.clone(), format!("{mount}/creds/{role}"), leases.clone());
     let issue = measure(clients, total, move |_| {
         let (a, path, l) = (a.clone(), path.clone(), l.clone());
         async move {
@@ -457,7 +457,7 @@ async fn creds_and_revoke(
     clients: usize,
     total: usize,
 ) -> (Samples, Samples) {
-    let (issue, leases) = issue_creds(api, mount, clients, total).await;
+    let (issue, leases) = issue_creds(api, mount, "bench", clients, total).await;
     (issue, revoke_leases(api, leases, clients).await)
 }
 
@@ -658,6 +658,42 @@ async fn main() {
         );
     }
     report.insert("fake_upstream".into(), Value::Object(results));
+
+    // A role with role-wide and per-user limits against the plain role, alternating, at one
+    // client: after the user's first key (membership made once), issuing into the role's team
+    // must cost no LiteLLM call more than a plain role's issue.
+    api.post(
+        "litellm/roles/bench-limited",
+        json!({"models": "fake-gpt", "ttl": "10m", "user_id": "bench-user",
+               "role_max_budget": 1_000_000, "user_max_budget": 1_000}),
+    )
+    .await
+    .expect("limited role");
+    let per_round = plan.requests.div_ceil(ROUNDS);
+    let (mut plain, mut limited) = (Samples::default(), Samples::default());
+    for _ in 0..ROUNDS {
+        for (role, samples) in [("bench", &mut plain), ("bench-limited", &mut limited)] {
+            let (issued, leases) = issue_creds(&api, "litellm", role, 1, per_round).await;
+            revoke_leases(&api, leases, 1).await;
+            samples.add(issued);
+        }
+    }
+    let (plain, limited) = (plain.stats(), limited.stats());
+    let extra = limited.p50_ms - plain.p50_ms;
+    table.push((
+        "creds @1: plain role / role team + user limits".into(),
+        format!(
+            "p50 {:.2} / {:.2} ms (+{extra:.2} ms), member_add calls {}",
+            plain.p50_ms,
+            limited.p50_ms,
+            fake.requests(Op::MemberAdd)
+        ),
+    ));
+    report.insert(
+        "role_limits".into(),
+        json!({"plain": plain.json(), "limited": limited.json(), "extra_p50_ms": round(extra),
+               "member_add_calls": fake.requests(Op::MemberAdd)}),
+    );
 
     // Issue/revoke cycles at 32 clients: errors, keys left, RSS growth.
     let (cycle_issue, cycle_revoke) = creds_and_revoke(&api, "litellm", 32, plan.cycles).await;
