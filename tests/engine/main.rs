@@ -20,6 +20,9 @@ mod client_tls;
 mod fake_conformance;
 mod faults;
 mod identity;
+mod identity_groups;
+mod key_settings;
+mod models;
 mod teams;
 mod tidy;
 
