@@ -18,6 +18,7 @@ mod client_faults;
 mod client_self_info;
 mod client_tls;
 mod fake_conformance;
+mod fake_conformance_routes;
 mod faults;
 mod identity;
 mod identity_groups;
