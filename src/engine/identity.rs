@@ -11,6 +11,14 @@
 //! | `{{identity.entity.metadata.<key>}}` | a metadata value of the entity |
 //! | `{{identity.entity.aliases.<mount accessor>.name}}` | the name of the entity's alias on that auth mount |
 //! | `{{identity.entity.aliases.<mount accessor>.metadata.<key>}}` | a metadata value of that alias |
+//! | `{{identity.groups.ids.<group id>.name}}` | the name of a group the entity is in |
+//! | `{{identity.groups.ids.<group id>.metadata.<key>}}` | a metadata value of that group |
+//! | `{{identity.groups.names.<group name>.id}}` | the id of a group the entity is in |
+//! | `{{identity.groups.names.<group name>.metadata.<key>}}` | a metadata value of that group |
+//!
+//! Groups are the entity's groups as the host reports them (Vault's `GroupsForEntity`: direct
+//! and inherited memberships); a group id or name is what follows `ids.` / `names.` up to the
+//! next dot, as in Vault.
 //!
 //! Text around placeholders is kept as is; spaces just inside the braces are ignored, as in
 //! Vault. A template is parsed (and so validated) once, then rendered per entity. Unlike Vault's
@@ -22,9 +30,12 @@ use crate::proto::logical;
 const OPEN: &str = "{{";
 const CLOSE: &str = "}}";
 const ENTITY_PREFIX: &str = "identity.entity.";
+const GROUPS_PREFIX: &str = "identity.groups.";
 const SUPPORTED: &str = "{{identity.entity.id}}, {{identity.entity.name}}, \
-{{identity.entity.metadata.<key>}}, {{identity.entity.aliases.<mount accessor>.name}} and \
-{{identity.entity.aliases.<mount accessor>.metadata.<key>}}";
+{{identity.entity.metadata.<key>}}, {{identity.entity.aliases.<mount accessor>.name}}, \
+{{identity.entity.aliases.<mount accessor>.metadata.<key>}}, \
+{{identity.groups.ids.<group id>.name}}, {{identity.groups.ids.<group id>.metadata.<key>}}, \
+{{identity.groups.names.<group name>.id}} and {{identity.groups.names.<group name>.metadata.<key>}}";
 
 /// A parsed identity template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +70,31 @@ enum Placeholder {
         /// Metadata key of the alias.
         key: String,
     },
+    /// `identity.groups.ids.<id>.name` or `identity.groups.names.<name>.id`: a field of one of
+    /// the entity's groups.
+    Group {
+        /// Which group.
+        group: GroupRef,
+        /// What of it.
+        field: GroupField,
+    },
+}
+
+/// A group named in a placeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GroupRef {
+    /// `identity.groups.ids.<id>`.
+    Id(String),
+    /// `identity.groups.names.<name>`.
+    Name(String),
+}
+
+/// A value of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GroupField {
+    Id,
+    Name,
+    Metadata(String),
 }
 
 /// Why a template cannot be parsed, or cannot be rendered for an entity.
@@ -111,6 +147,26 @@ pub enum TemplateError {
         /// The missing key.
         key: String,
     },
+    /// The entity is in no group with this id or name.
+    #[error("entity {entity:?} is not a member of a group with {by} {group:?}")]
+    MissingGroup {
+        /// Name of the entity.
+        entity: String,
+        /// `id` or `name`.
+        by: &'static str,
+        /// The group id or name.
+        group: String,
+    },
+    /// The entity's group lacks a metadata key.
+    #[error("group {group:?} of entity {entity:?} has no metadata key {key:?}")]
+    MissingGroupMetadata {
+        /// Name of the entity.
+        entity: String,
+        /// Name of the group.
+        group: String,
+        /// The missing key.
+        key: String,
+    },
     /// Every placeholder resolved, but to empty strings and there is no literal text.
     #[error("it renders to an empty string for entity {0:?}")]
     EmptyResult(String),
@@ -144,14 +200,29 @@ impl Template {
         }
         Ok(Template { segments })
     }
+
+    /// Whether rendering needs the entity's groups (one host call more).
+    pub fn uses_groups(&self) -> bool {
+        self.segments
+            .iter()
+            .any(|s| matches!(s, Segment::Value(Placeholder::Group { .. })))
+    }
 }
 
-/// The value of `template` for `entity`; fails naming the first missing value.
-pub fn render(template: &Template, entity: &logical::Entity) -> Result<String, TemplateError> {
+/// The value of `template` for `entity`, a member of `groups`; fails naming the first missing
+/// value.
+pub fn render(
+    template: &Template,
+    entity: &logical::Entity,
+    groups: &[logical::Group],
+) -> Result<String, TemplateError> {
     let mut out = String::new();
     for segment in &template.segments {
         match segment {
             Segment::Text(text) => out.push_str(text),
+            Segment::Value(Placeholder::Group { group, field }) => {
+                out.push_str(group_value(group, field, entity, groups)?)
+            }
             Segment::Value(placeholder) => out.push_str(value(placeholder, entity)?),
         }
     }
@@ -187,6 +258,9 @@ fn parse_placeholder(inner: &str) -> Result<Placeholder, TemplateError> {
         return Err(TemplateError::EmptyPlaceholder);
     }
     let unknown = || TemplateError::UnknownPlaceholder(inner.to_string());
+    if let Some(selector) = inner.strip_prefix(GROUPS_PREFIX) {
+        return parse_group(selector).ok_or_else(unknown);
+    }
     let selector = inner.strip_prefix(ENTITY_PREFIX).ok_or_else(unknown)?;
     if selector == "id" {
         return Ok(Placeholder::EntityId);
@@ -214,6 +288,58 @@ fn parse_placeholder(inner: &str) -> Result<Placeholder, TemplateError> {
         accessor,
         key: key.to_string(),
     })
+}
+
+/// `ids.<id>.name`, `ids.<id>.metadata.<key>`, `names.<name>.id`, `names.<name>.metadata.<key>`.
+fn parse_group(selector: &str) -> Option<Placeholder> {
+    let (kind, rest) = selector.split_once('.')?;
+    let (which, field) = rest.split_once('.')?;
+    let which = non_empty(which)?.to_string();
+    let (group, own) = match kind {
+        "ids" => (GroupRef::Id(which), ("name", GroupField::Name)),
+        "names" => (GroupRef::Name(which), ("id", GroupField::Id)),
+        _ => return None,
+    };
+    let field = if field == own.0 {
+        own.1
+    } else {
+        GroupField::Metadata(non_empty(field.strip_prefix("metadata.")?)?.to_string())
+    };
+    Some(Placeholder::Group { group, field })
+}
+
+fn group_value<'g>(
+    group: &GroupRef,
+    field: &GroupField,
+    entity: &logical::Entity,
+    groups: &'g [logical::Group],
+) -> Result<&'g str, TemplateError> {
+    let (by, wanted) = match group {
+        GroupRef::Id(id) => ("id", id),
+        GroupRef::Name(name) => ("name", name),
+    };
+    let found = groups
+        .iter()
+        .find(|g| match group {
+            GroupRef::Id(id) => &g.id == id,
+            GroupRef::Name(name) => &g.name == name,
+        })
+        .ok_or_else(|| TemplateError::MissingGroup {
+            entity: entity.name.clone(),
+            by,
+            group: wanted.clone(),
+        })?;
+    match field {
+        GroupField::Id => Ok(&found.id),
+        GroupField::Name => Ok(&found.name),
+        GroupField::Metadata(key) => found.metadata.get(key).map(String::as_str).ok_or_else(|| {
+            TemplateError::MissingGroupMetadata {
+                entity: entity.name.clone(),
+                group: found.name.clone(),
+                key: key.clone(),
+            }
+        }),
+    }
 }
 
 /// `s` unless it is empty or holds spaces (never part of a key or accessor Vault accepts).
@@ -247,6 +373,8 @@ fn value<'e>(
             })
         }
         Placeholder::AliasName { accessor } => Ok(&alias(accessor)?.name),
+        // Rendered by `group_value`; never reached.
+        Placeholder::Group { .. } => Ok(""),
         Placeholder::AliasMetadata { accessor, key } => alias(accessor)?
             .metadata
             .get(key)
@@ -286,6 +414,15 @@ mod tests {
         }
     }
 
+    fn groups() -> Vec<logical::Group> {
+        vec![logical::Group {
+            id: "g-1".into(),
+            name: "ops".into(),
+            metadata: [("budget".to_string(), "ops-team".to_string())].into(),
+            ..logical::Group::default()
+        }]
+    }
+
     #[test]
     fn each_placeholder_and_literal_text_renders() {
         let cases = [
@@ -312,11 +449,18 @@ mod tests {
             ("{{ identity.entity.name }}", "alice"),
             ("a{b}c-{{identity.entity.name}}", "a{b}c-alice"),
             ("ünï-{{identity.entity.name}}", "ünï-alice"),
+            ("{{identity.groups.ids.g-1.name}}", "ops"),
+            ("{{identity.groups.names.ops.id}}", "g-1"),
+            (
+                "t-{{identity.groups.names.ops.metadata.budget}}",
+                "t-ops-team",
+            ),
+            ("{{identity.groups.ids.g-1.metadata.budget}}", "ops-team"),
         ];
         for (source, expected) in cases {
             let template = Template::parse(source).unwrap_or_else(|e| panic!("{source}: {e}"));
             assert_eq!(
-                render(&template, &entity()).as_deref(),
+                render(&template, &entity(), &groups()).as_deref(),
                 Ok(expected),
                 "{source}"
             );
@@ -357,8 +501,28 @@ mod tests {
                 unknown("identity.entity.metadata.a b"),
             ),
             (
-                "{{identity.groups.ids.x.name}}",
-                unknown("identity.groups.ids.x.name"),
+                "{{identity.groups.ids.x.id}}",
+                unknown("identity.groups.ids.x.id"),
+            ),
+            (
+                "{{identity.groups.names.x.name}}",
+                unknown("identity.groups.names.x.name"),
+            ),
+            (
+                "{{identity.groups.ids..name}}",
+                unknown("identity.groups.ids..name"),
+            ),
+            (
+                "{{identity.groups.names.x.metadata.}}",
+                unknown("identity.groups.names.x.metadata."),
+            ),
+            (
+                "{{identity.groups.x.ops.id}}",
+                unknown("identity.groups.x.ops.id"),
+            ),
+            (
+                "{{identity.groups.names.ops}}",
+                unknown("identity.groups.names.ops"),
             ),
             ("{{entity.name}}", unknown("entity.name")),
             ("{{Identity.Entity.Name}}", unknown("Identity.Entity.Name")),
@@ -422,16 +586,46 @@ mod tests {
                 "{{identity.entity.metadata.blank}}",
                 TemplateError::EmptyResult("alice".into()),
             ),
+            (
+                "{{identity.groups.ids.g-2.name}}",
+                TemplateError::MissingGroup {
+                    entity: "alice".into(),
+                    by: "id",
+                    group: "g-2".into(),
+                },
+            ),
+            (
+                "{{identity.groups.names.dev.id}}",
+                TemplateError::MissingGroup {
+                    entity: "alice".into(),
+                    by: "name",
+                    group: "dev".into(),
+                },
+            ),
+            (
+                "{{identity.groups.names.ops.metadata.region}}",
+                TemplateError::MissingGroupMetadata {
+                    entity: "alice".into(),
+                    group: "ops".into(),
+                    key: "region".into(),
+                },
+            ),
         ];
         for (source, expected) in cases {
             let template = Template::parse(source).unwrap();
-            assert_eq!(render(&template, &entity()), Err(expected), "{source}");
+            assert_eq!(
+                render(&template, &entity(), &groups()),
+                Err(expected),
+                "{source}"
+            );
         }
         let template = Template::parse("{{identity.entity.metadata.region}}").unwrap();
-        let err = render(&template, &entity()).unwrap_err().to_string();
+        let err = render(&template, &entity(), &groups())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("\"region\"") && err.contains("alice"), "{err}");
         // An empty value inside literal text is not an error: the result is still non-empty.
         let template = Template::parse("t-{{identity.entity.metadata.blank}}").unwrap();
-        assert_eq!(render(&template, &entity()).as_deref(), Ok("t-"));
+        assert_eq!(render(&template, &entity(), &groups()).as_deref(), Ok("t-"));
     }
 }

@@ -1,5 +1,5 @@
 //! Who a key is issued for: the LiteLLM team and user of a role's key, fixed or rendered from
-//! the caller's identity entity with the role's templates ([`identity`]).
+//! the caller's identity entity (and its groups) with the role's templates ([`identity`]).
 
 use crate::engine::error::{Error, Result};
 use crate::engine::identity::{self, Template};
@@ -49,13 +49,22 @@ pub async fn resolve(role: &Role, req: &Request) -> Result<KeyOwner> {
             req.entity_id
         ))
     })?;
+    // Groups only when a template names one: a host call more.
+    let groups = match [&team, &user]
+        .into_iter()
+        .flatten()
+        .any(|t| t.template.uses_groups())
+    {
+        true => req.system.groups_for_entity(&req.entity_id).await?,
+        false => Vec::new(),
+    };
     Ok(KeyOwner {
         team_id: match team {
-            Some(team) => Some(team.render(&entity)?),
+            Some(team) => Some(team.render(&entity, &groups)?),
             None => fixed_team,
         },
         user_id: match user {
-            Some(user) => Some(user.render(&entity)?),
+            Some(user) => Some(user.render(&entity, &groups)?),
             None => role.user_id.clone(),
         },
     })
@@ -82,9 +91,10 @@ impl<'a> RoleTemplate<'a> {
         }))
     }
 
-    /// The value for `entity`, or a 400 naming the field and what the entity lacks.
-    fn render(&self, entity: &logical::Entity) -> Result<String> {
-        identity::render(&self.template, entity).map_err(|e| {
+    /// The value for `entity` (a member of `groups`), or a 400 naming the field and what the
+    /// entity lacks.
+    fn render(&self, entity: &logical::Entity, groups: &[logical::Group]) -> Result<String> {
+        identity::render(&self.template, entity, groups).map_err(|e| {
             Error::invalid(format!(
                 "{} {:?} cannot be resolved for the caller: {e}",
                 self.field, self.source

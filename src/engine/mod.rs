@@ -5,6 +5,8 @@
 //!   with one only Vault knows.
 //! - [`path_roles`]: what a credential may do; [`key_owner`] and [`identity`]: whom a role's
 //!   keys belong to, from the caller's Vault identity.
+//! - [`key_settings`]: a role's further `/key/generate` fields and the checks a role write
+//!   makes against LiteLLM; [`path_models`]: the proxy's model catalogue.
 //! - [`path_creds`]: issuing a key; [`secret_key`]: its lease (renew, revoke, WAL rollback).
 //! - [`key_index`]: the keys this mount issued and has not revoked.
 //! - [`path_tidy`]: `tidy` and `config/auto-tidy`, deleting keys no lease accounts for.
@@ -16,9 +18,11 @@ pub(crate) mod error;
 pub(crate) mod identity;
 pub mod key_index;
 pub(crate) mod key_owner;
+pub(crate) mod key_settings;
 pub(crate) mod layout;
 pub(crate) mod path_config;
 pub(crate) mod path_creds;
+pub(crate) mod path_models;
 pub(crate) mod path_roles;
 pub(crate) mod path_rotate_root;
 pub(crate) mod path_tidy;
@@ -82,6 +86,7 @@ pub fn factory() -> Backend<MountState> {
     backend.paths.push(path_creds::path());
     backend.paths.extend(path_tidy::paths());
     backend.paths.push(path_usage::path());
+    backend.paths.extend(path_models::paths());
     backend.secrets.push(secret_key::secret_type());
     backend.wal_rollback = Some(framework::wal::rollback_fn(rollback));
     backend.wal_rollback_min_age = wal_rollback_min_age();

@@ -123,10 +123,12 @@ async fn issue(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
             return Err(e);
         }
     }
+    // The role's key_settings go along; its typed fields win over them.
     let generated = client
-        .generate(&generate_request(
-            &req, &role_name, &role, owner, &alias, chosen, ttl,
-        ))
+        .generate_with(
+            &generate_request(&req, &role_name, &role, owner, &alias, chosen, ttl),
+            &role.key_settings,
+        )
         .await;
     let generated = match generated {
         Ok(generated) => generated,

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 use crate::engine::error::{Error, Result};
 use crate::engine::key_owner;
+use crate::engine::key_settings::{self, Wanted};
 use crate::engine::role_team::{self, RoleLimits};
 use crate::engine::{MountState, layout, stamps};
 use crate::framework::{
@@ -117,7 +118,7 @@ static FIELDS: &[Field] = &[
     Field::new(
         "team_id_template",
         FieldType::String,
-        "LiteLLM team of each key, from the caller's identity entity, e.g. team-{{identity.entity.metadata.team}}. Placeholders: {{identity.entity.id}}, {{identity.entity.name}}, {{identity.entity.metadata.<key>}}, {{identity.entity.aliases.<mount accessor>.name}}, {{identity.entity.aliases.<mount accessor>.metadata.<key>}}. Callers without an entity or the value get an error. Excludes team_id; empty clears.",
+        "LiteLLM team of each key, from the caller's identity entity, e.g. team-{{identity.entity.metadata.team}}. Placeholders: {{identity.entity.id}}, {{identity.entity.name}}, {{identity.entity.metadata.<key>}}, {{identity.entity.aliases.<mount accessor>.name}}, {{identity.entity.aliases.<mount accessor>.metadata.<key>}}, and the caller's groups: {{identity.groups.ids.<group id>.name}}, {{identity.groups.ids.<group id>.metadata.<key>}}, {{identity.groups.names.<group name>.id}}, {{identity.groups.names.<group name>.metadata.<key>}}. Callers without an entity, the group or the value get an error. Excludes team_id; empty clears.",
     ),
     Field::new(
         "user_id_template",
@@ -141,6 +142,8 @@ static FIELDS: &[Field] = &[
         "LiteLLM key type: llm_api (LLM routes only, the default) or default.",
     )
     .default_value(DefaultValue::Str(DEFAULT_KEY_TYPE)),
+    key_settings::FIELD,
+    key_settings::VERIFY_FIELD,
     Field::new(
         "ttl",
         FieldType::Duration,
@@ -168,6 +171,12 @@ role owns (its id is role_team_id; a deleted role's team is deleted by tidy once
 gone). user_max_budget, user_budget_duration, user_rpm_limit and user_tpm_limit cap all keys
 one LiteLLM user holds under the role (needs user_id or user_id_template). LiteLLM enforces the
 team limits at once in each proxy instance; spend shows in usage/<name> 10-15 s later.
+
+key_settings carries every other /key/generate field (soft_budget, model_rpm_limit,
+allowed_routes, aliases, object_permission, ...). A write checks the role against LiteLLM
+before storing it: models the proxy does not serve are refused (see the models path), and new
+key_settings are tried on a test key that is deleted at once, so LiteLLM's refusal fails the
+write. verify=false skips both checks.
 
 Team and user are either fixed (team_id, user_id) or derived from the caller's Vault identity
 entity when the key is issued (team_id_template, user_id_template), so LiteLLM attributes spend
@@ -217,6 +226,9 @@ pub struct Role {
     /// The LiteLLM team the role owns while it sets limits; new for each incarnation.
     #[serde(default)]
     pub team: Option<String>,
+    /// Further `/key/generate` fields (see [`key_settings`]).
+    #[serde(default)]
+    pub key_settings: Map<String, Value>,
 }
 
 impl Default for Role {
@@ -239,6 +251,7 @@ impl Default for Role {
             max_ttl: 0,
             limits: RoleLimits::default(),
             team: None,
+            key_settings: Map::new(),
         }
     }
 }
@@ -366,6 +379,9 @@ impl Role {
             }
             self.key_type = key_type.to_string();
         }
+        if let Some(settings) = key_settings::parse(d)? {
+            self.key_settings = settings;
+        }
         if let Some(ttl) = d.duration("ttl") {
             self.ttl = ttl.as_secs();
         }
@@ -378,6 +394,7 @@ impl Role {
             })
         })?;
         role_team::validate(self)?;
+        key_settings::validate(self)?;
         if self.ttl > 0 && self.max_ttl > 0 && self.ttl > self.max_ttl {
             return Err(Error::invalid(format!(
                 "ttl ({}s) must not be greater than max_ttl ({}s)",
@@ -444,6 +461,7 @@ async fn read(state: Arc<MountState>, req: Request) -> Result<Option<Response>> 
         "metadata": role.metadata,
         "key_alias_prefix": role.key_alias_prefix,
         "key_type": role.key_type,
+        "key_settings": role.key_settings,
         "ttl": role.ttl,
         "max_ttl": role.max_ttl,
     });
@@ -459,14 +477,27 @@ async fn write(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
     let before = Role::load(&req.storage, name).await?;
     let mut role = before.clone().unwrap_or_default();
     role.apply(&req.data)?;
-    // A role with limits owns a team in LiteLLM; without, the write touches only storage.
-    let client = match role.limits.any() || before.as_ref().is_some_and(|b| b.team.is_some()) {
-        true => Some(state.client(&req.storage).await?),
-        false => None,
+    // A role with limits owns a team in LiteLLM, and a write may check the role against it;
+    // otherwise the write touches only storage.
+    let owns_team = role.limits.any() || before.as_ref().is_some_and(|b| b.team.is_some());
+    let wanted = Wanted::of(&req, before.as_ref(), &role);
+    let client = match (owns_team || wanted.any(), owns_team) {
+        (false, _) => None,
+        (true, true) => Some(state.client(&req.storage).await?),
+        (true, false) => match state.client(&req.storage).await {
+            Err(Error::NotConfigured) => None,
+            client => Some(client?),
+        },
     };
+    let checked = key_settings::check(client.as_ref(), &req, name, &role, wanted).await?;
     let stored = role_team::store(client.as_ref(), &req, name, before.as_ref(), role).await;
     state.invalidate(&layout::role(name));
-    stored.map(|()| None)
+    let warnings = checked.finish(&req).await;
+    stored?;
+    Ok((!warnings.is_empty()).then(|| Response {
+        warnings,
+        ..Response::default()
+    }))
 }
 
 async fn delete(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
@@ -532,161 +563,5 @@ fn validate_budget_duration(window: &str) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::{Map, Value};
-
-    use super::*;
-
-    fn data(pairs: Value) -> FieldData {
-        let Value::Object(map) = pairs else {
-            panic!("object expected")
-        };
-        FieldData::parse(FIELDS, map).unwrap()
-    }
-
-    #[test]
-    fn names_follow_the_documented_pattern() {
-        for good in ["a", "dev", "team-a.prod_1", "9lives", &"x".repeat(64)] {
-            assert!(validate_name(good).is_ok(), "{good:?} refused");
-        }
-        for bad in ["", "-a", ".a", "_a", "a/b", "a b", "ä", &"x".repeat(65)] {
-            assert!(validate_name(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
-    fn alias_prefixes_are_short_and_plain() {
-        assert!(validate_alias_prefix("vault").is_ok());
-        assert!(validate_alias_prefix("ci_bot-2").is_ok());
-        for bad in ["", "a.b", "a b", &"p".repeat(33)] {
-            assert!(validate_alias_prefix(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
-    fn budget_durations_match_litellm_without_its_surprises() {
-        for good in ["30s", "10m", "1h", "30d", "2w", "1mo", "daily", "monthly"] {
-            assert!(validate_budget_duration(good).is_ok(), "{good:?} refused");
-        }
-        for bad in ["", "30", "1h30m", "zz", "0d", "-1d", "1y", "d", "1 d"] {
-            assert!(validate_budget_duration(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
-    fn partial_updates_keep_other_fields() {
-        let mut role = Role::default();
-        role.apply(&data(
-            json!({"models": "a,b", "max_budget": "2.5", "ttl": "5m", "max_ttl": "1h"}),
-        ))
-        .unwrap();
-        role.apply(&data(json!({"rpm_limit": 10}))).unwrap();
-        assert_eq!(role.models, ["a", "b"]);
-        assert_eq!(role.max_budget, Some(2.5));
-        assert_eq!((role.ttl, role.max_ttl), (300, 3600));
-        assert_eq!(role.rpm_limit, Some(10));
-        assert_eq!(role.key_type, "llm_api");
-        assert_eq!(role.key_alias_prefix, "vault");
-    }
-
-    #[test]
-    fn invalid_values_are_refused_with_the_field_name() {
-        let cases = [
-            (json!({"max_budget": -1}), "max_budget"),
-            (json!({"tpm_limit": -5}), "tpm_limit"),
-            (json!({"ttl": "2h", "max_ttl": "1h"}), "ttl"),
-            (json!({"key_type": "management"}), "key_type"),
-            (json!({"key_alias_prefix": "a.b"}), "key_alias_prefix"),
-            (json!({"budget_duration": "1h30m"}), "budget_duration"),
-            (json!({"metadata": {"vault_role": "x"}}), "vault_role"),
-            (
-                json!({"user_id_template": "{{identity.entity.email}}"}),
-                "user_id_template",
-            ),
-            (
-                json!({"team_id_template": "t-{{identity.entity.name"}),
-                "team_id_template",
-            ),
-            (
-                json!({"team_id": "a", "team_id_template": "{{identity.entity.name}}"}),
-                "team_id_template",
-            ),
-        ];
-        for (input, field) in cases {
-            let err = Role::default()
-                .apply(&data(input.clone()))
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains(field), "{input}: {err}");
-        }
-        // Type errors are caught by the field schema.
-        let err = FieldData::parse(
-            FIELDS,
-            Map::from_iter([("rpm_limit".to_string(), json!("many"))]),
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("rpm_limit"));
-    }
-
-    #[test]
-    fn metadata_is_bounded() {
-        let at_limit = "x".repeat(MAX_METADATA_BYTES - "blob".len());
-        let mut role = Role::default();
-        role.apply(&data(json!({"metadata": {"blob": at_limit}})))
-            .unwrap();
-        let err = role
-            .apply(&data(json!({"metadata": {"blob": "x".repeat(1 << 20)}})))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("metadata is too large"), "{err}");
-        assert_eq!(role.metadata["blob"].len(), MAX_METADATA_BYTES - 4, "kept");
-    }
-
-    #[test]
-    fn templates_are_stored_as_written_and_cleared_when_empty() {
-        let mut role = Role::default();
-        role.apply(&data(json!({
-            "user_id_template": " {{identity.entity.name}} ",
-            "team_id_template": "team-{{ identity.entity.metadata.team }}",
-        })))
-        .unwrap();
-        assert_eq!(
-            role.user_id_template.as_deref(),
-            Some("{{identity.entity.name}}")
-        );
-        assert_eq!(
-            role.team_id_template.as_deref(),
-            Some("team-{{ identity.entity.metadata.team }}")
-        );
-        role.apply(&data(json!({"team_id_template": "", "team_id": "ops"})))
-            .unwrap();
-        assert_eq!(role.team_id_template, None);
-        assert_eq!(role.team_id.as_deref(), Some("ops"));
-        assert!(role.user_id_template.is_some(), "partial update kept it");
-    }
-
-    #[test]
-    fn roles_stored_before_templates_still_load() {
-        let stored = json!({
-            "models": ["fake-gpt"], "max_budget": null, "budget_duration": null,
-            "tpm_limit": null, "rpm_limit": null, "max_parallel_requests": null,
-            "team_id": "ops", "user_id": null, "metadata": {},
-            "key_alias_prefix": "vault", "key_type": "llm_api", "ttl": 300, "max_ttl": 0,
-        });
-        let role: Role = serde_json::from_value(stored).unwrap();
-        assert_eq!(role.team_id.as_deref(), Some("ops"));
-        assert_eq!((role.user_id_template, role.team_id_template), (None, None));
-    }
-
-    #[test]
-    fn ttl_rule_applies_to_the_merged_role() {
-        let mut role = Role::default();
-        role.apply(&data(json!({"ttl": "10m", "max_ttl": "1h"})))
-            .unwrap();
-        assert!(role.apply(&data(json!({"max_ttl": "5m"}))).is_err());
-        // Unset (0) max_ttl puts no bound on ttl.
-        role.apply(&data(json!({"max_ttl": 0, "ttl": "2h"})))
-            .unwrap();
-        assert_eq!((role.ttl, role.max_ttl), (7200, 0));
-    }
-}
+#[path = "path_roles_tests.rs"]
+mod tests;

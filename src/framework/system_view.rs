@@ -30,6 +30,9 @@ pub trait SystemViewBackend: Send + Sync {
     fn entity<'a>(&'a self, id: &'a str) -> SystemViewFuture<'a, Option<logical::Entity>>;
     /// The host's replication state: Vault's `consts.ReplicationState` bit flags.
     fn replication_state(&self) -> SystemViewFuture<'_, u32>;
+    /// The identity groups entity `id` is in, directly or inherited (Vault's
+    /// `GroupsForEntity`); empty for an unknown entity.
+    fn groups_for_entity<'a>(&'a self, id: &'a str) -> SystemViewFuture<'a, Vec<logical::Group>>;
 }
 
 /// `consts.ReplicationPerformanceStandby`: OpenBao sets it on read-enabled HA standbys.
@@ -76,6 +79,14 @@ impl SystemView {
         self.0.entity(id).await
     }
 
+    /// The identity groups entity `id` is in (direct and inherited memberships).
+    pub async fn groups_for_entity(
+        &self,
+        id: &str,
+    ) -> Result<Vec<logical::Group>, SystemViewError> {
+        self.0.groups_for_entity(id).await
+    }
+
     /// Whether this node is an HA standby (its storage is read-only; writes are forwarded to
     /// the active node). Periodic work skips standbys: only the active node may act on it.
     pub async fn is_standby(&self) -> Result<bool, SystemViewError> {
@@ -94,6 +105,8 @@ pub struct FixedSystemView {
     pub max_ttl: Duration,
     /// Known identity entities by id.
     pub entities: BTreeMap<String, logical::Entity>,
+    /// The groups of each entity, by entity id.
+    pub groups: BTreeMap<String, Vec<logical::Group>>,
 }
 
 impl Default for FixedSystemView {
@@ -104,6 +117,7 @@ impl Default for FixedSystemView {
             default_ttl: Duration::from_secs(768 * 3600),
             max_ttl: Duration::from_secs(768 * 3600),
             entities: BTreeMap::new(),
+            groups: BTreeMap::new(),
         }
     }
 }
@@ -123,5 +137,9 @@ impl SystemViewBackend for FixedSystemView {
 
     fn replication_state(&self) -> SystemViewFuture<'_, u32> {
         Box::pin(async move { Ok(self.replication_state) })
+    }
+
+    fn groups_for_entity<'a>(&'a self, id: &'a str) -> SystemViewFuture<'a, Vec<logical::Group>> {
+        Box::pin(async move { Ok(self.groups.get(id).cloned().unwrap_or_default()) })
     }
 }

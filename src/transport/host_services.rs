@@ -167,6 +167,24 @@ impl SystemViewBackend for HostSystemView {
         })
     }
 
+    fn groups_for_entity<'a>(&'a self, id: &'a str) -> SystemViewFuture<'a, Vec<logical::Group>> {
+        Box::pin(async move {
+            let reply = self
+                .0
+                .clone()
+                .groups_for_entity(pb::EntityInfoArgs {
+                    entity_id: id.to_string(),
+                })
+                .await
+                .map_err(view_error)?
+                .into_inner();
+            if !reply.err.is_empty() {
+                return Err(SystemViewError(reply.err));
+            }
+            Ok(reply.groups)
+        })
+    }
+
     fn replication_state(&self) -> SystemViewFuture<'_, u32> {
         Box::pin(async move {
             let reply = self

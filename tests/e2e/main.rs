@@ -23,8 +23,11 @@ mod client;
 mod client_self_info;
 #[path = "../engine/fake_conformance.rs"]
 mod fake_conformance;
+#[path = "../engine/fake_conformance_routes.rs"]
+mod fake_conformance_routes;
 mod faults;
 mod identity;
+mod key_settings;
 mod lifecycle;
 mod platform;
 mod reliability;

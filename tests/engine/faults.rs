@@ -64,7 +64,13 @@ async fn issue_with_litellm_down_fails_clearly() {
     let mut engine = Engine::start().await;
     engine.litellm.stop();
     let err = engine.issue().await.expect_err("issue must fail");
-    assert!(err.to_string().contains("unreachable"), "{err}");
+    // The role write checked its models, so the mount's client may hold a pooled connection
+    // the outage killed: the issue then fails on it instead of on a refused connect.
+    let text = err.to_string();
+    assert!(
+        text.contains("unreachable") || text.contains("connection closed"),
+        "{err}"
+    );
     // The alias could not be deleted either, so the WAL entry stays for rollback, and the
     // index entry written with it for tidy.
     assert_eq!(engine.wal_ids().await.len(), 1);

@@ -8,6 +8,7 @@
 //! | renew a lease | `POST /key/update` with `duration` | [`Client::extend`] |
 //! | revoke a lease | `POST /key/delete` | [`Client::delete_keys`], [`Client::delete_aliases`] |
 //! | verify config / inspect | `GET /key/list`, `GET /key/info` | [`Client::verify`], [`Client::info`], [`Client::list_aliases`] |
+//! | check a role's models, list the catalogue | `GET /model/info`, else `GET /v1/models` | [`Client::catalogue`] |
 //! | rotate the admin key | `GET /key/info` (own key), `POST /key/generate`, `POST /key/update` | [`Client::self_info`], [`Client::generate_with`], [`Client::set_alias`] |
 //!
 //! Behaviour follows what LiteLLM 1.108 actually does (see `shared/docs/litellm-api.md`):
@@ -32,12 +33,14 @@
 mod config;
 mod error;
 mod http;
+mod models;
 mod parse;
 mod teams;
 mod types;
 
 pub use config::{ClientConfig, DEFAULT_REQUEST_TIMEOUT, validate_base_url};
 pub use error::ApiError;
+pub use models::{Catalogue, SPECIAL_MODEL_NAMES};
 pub use parse::{duration_string, parse_timestamp, redact, token_hash};
 pub use teams::{MemberUsage, TeamLimits, TeamUsage};
 pub use types::{

@@ -164,9 +164,9 @@ impl Client {
         self.expect_success(op, status, &answer)
     }
 
-    /// A route under the base URL. Team calls are rare (role writes, a user's first key), so
-    /// their URLs are not kept parsed.
-    fn route(&self, op: &str) -> Result<Url, ApiError> {
+    /// A route under the base URL. Team and catalogue calls are rare (role writes, a user's
+    /// first key), so their URLs are not kept parsed.
+    pub(super) fn route(&self, op: &str) -> Result<Url, ApiError> {
         Url::parse(&format!("{}{op}", self.base_url()))
             .map_err(|e| ApiError::InvalidConfig(format!("base_url with {op}: {e}")))
     }

@@ -3,7 +3,7 @@
 //! It reproduces what LiteLLM 1.108.7 does on the routes the plugin uses (see
 //! `shared/docs/litellm-api.md`; status codes and error bodies were compared with a real
 //! proxy): `/key/generate`, `/key/update`, `/key/delete`, `/key/info`, `/key/list`,
-//! `/key/block`, `/key/unblock`, `/v1/models` (and `/models`), `/health/*`. The quirks are
+//! `/key/block`, `/key/unblock`, `/v1/models` (and `/models`), `/model/info`, `/health/*`. The quirks are
 //! deliberate: a bare-number `duration` is a 500, `duration: null` on update makes a key
 //! immortal, a delete that matches nothing is a 404 whose message is a Python dict repr,
 //! deleted keys stay visible in `/key/info` with `status: "deleted"`, timestamps come back
@@ -95,6 +95,8 @@ pub enum Op {
     Block,
     /// `GET /v1/models`, `/models`
     Models,
+    /// `GET /model/info`
+    ModelInfo,
     /// `GET /health/*`
     Health,
     /// `POST /team/new`
@@ -113,7 +115,7 @@ pub enum Op {
 }
 
 impl Op {
-    pub(crate) const COUNT: usize = 14;
+    pub(crate) const COUNT: usize = 15;
 
     pub(crate) fn index(self) -> usize {
         self as usize
@@ -215,6 +217,9 @@ pub struct KeyRecord {
     pub updated_at: SystemTime,
     /// Deletion time, for archived keys.
     pub deleted_at: Option<SystemTime>,
+    /// Further fields as `/key/info` shows them (`aliases`, `allowed_routes`, the soft budget's
+    /// `litellm_budget_table`, …), over the defaults.
+    pub extra: Map<String, Value>,
     pub(crate) seq: u64,
 }
 
@@ -287,6 +292,7 @@ impl FakeLiteLlm {
             conns: Mutex::new(Vec::new()),
             proxy_admins: Mutex::new(HashSet::new()),
             custom_keys_disabled: AtomicBool::new(false),
+            extra_models: Mutex::new(Vec::new()),
         });
         let mut fake = FakeLiteLlm {
             shared,
@@ -374,6 +380,21 @@ impl FakeLiteLlm {
         self.shared
             .custom_keys_disabled
             .store(disabled, Ordering::Relaxed);
+    }
+
+    /// Serves one more model (the real proxy's `model_list` entry `model_name`), in the
+    /// model access groups `access_groups` (its `model_info.access_groups`). A name such as
+    /// `openai/*` is a wildcard deployment.
+    pub fn add_model(&self, name: &str, access_groups: &[&str]) {
+        let mut extra = self
+            .shared
+            .extra_models
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        extra.push((
+            name.to_owned(),
+            access_groups.iter().map(|g| (*g).to_owned()).collect(),
+        ));
     }
 
     /// Makes `user_id` a proxy admin (`user_role: proxy_admin`): its virtual keys may then

@@ -104,7 +104,10 @@ pub(crate) fn row_json(k: &KeyRecord, style: TimeStyle) -> Map<String, Value> {
         "updated_by": "default_user_id",
     });
     match value {
-        Value::Object(map) => map,
+        Value::Object(mut map) => {
+            map.extend(k.extra.clone());
+            map
+        }
         _ => Map::new(),
     }
 }

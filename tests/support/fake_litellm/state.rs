@@ -15,6 +15,8 @@ pub(crate) struct Shared {
     pub(crate) proxy_admins: Mutex<HashSet<String>>,
     /// `general_settings.disable_custom_api_keys`.
     pub(crate) custom_keys_disabled: AtomicBool,
+    /// Models served besides [`FAKE_MODELS`], with their access groups.
+    pub(crate) extra_models: Mutex<Vec<(String, Vec<String>)>>,
 }
 
 #[derive(Default)]
@@ -96,6 +98,16 @@ impl Shared {
     // A panic while holding a lock must not wedge every later request of the test.
     pub(crate) fn db(&self) -> MutexGuard<'_, Db> {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every model served, with its access groups.
+    pub(crate) fn served_models(&self) -> Vec<(String, Vec<String>)> {
+        let extra = self.extra_models.lock().unwrap_or_else(|e| e.into_inner());
+        FAKE_MODELS
+            .iter()
+            .map(|m| ((*m).to_owned(), Vec::new()))
+            .chain(extra.iter().cloned())
+            .collect()
     }
 
     pub(crate) fn faults(&self) -> MutexGuard<'_, HashMap<Op, FaultSlot>> {

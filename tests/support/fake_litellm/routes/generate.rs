@@ -234,16 +234,48 @@ pub(crate) fn generate(shared: &Shared, obj: &Map<String, Value>, now: SystemTim
         Ok(f) => f,
         Err(reply) => return reply,
     };
-    if obj.get("tags").is_some_and(|t| !t.is_null()) {
-        return (
-            StatusCode::FORBIDDEN,
-            litellm_error(
+    // Enterprise-only fields, checked in this order by the real proxy; empty lists pass.
+    for field in ["guardrails", "tags", "allowed_passthrough_routes"] {
+        if obj
+            .get(field)
+            .is_some_and(|t| !t.is_null() && t.as_array().is_none_or(|a| !a.is_empty()))
+        {
+            return (
                 StatusCode::FORBIDDEN,
-                "{'error': 'This feature is only available for LiteLLM Enterprise users: tags. You must be a LiteLLM Enterprise user to use this feature. If you have a license please set `LITELLM_LICENSE` in your env. Get a 7 day trial key here: https://www.litellm.ai/enterprise#trial. \\nPricing: https://www.litellm.ai/#pricing'}",
+                litellm_error(
+                    StatusCode::FORBIDDEN,
+                    &format!(
+                        "{{'error': 'This feature is only available for LiteLLM Enterprise users: {field}. You must be a LiteLLM Enterprise user to use this feature. If you have a license please set `LITELLM_LICENSE` in your env. Get a 7 day trial key here: https://www.litellm.ai/enterprise#trial. \\nPricing: https://www.litellm.ai/#pricing'}}"
+                    ),
+                    "internal_server_error",
+                    Value::Null,
+                ),
+            );
+        }
+    }
+    // Only the log says why ("get_spend_routes permission is only available for LiteLLM
+    // Enterprise users").
+    if obj
+        .get("permissions")
+        .is_some_and(|p| p.get("get_spend_routes").is_some())
+    {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            litellm_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{'error': 'Internal Server Error.'}",
                 "internal_server_error",
                 Value::Null,
             ),
         );
+    }
+    let mut extra = match extra_fields(obj, f.key_type.as_deref(), now) {
+        Ok(extra) => extra,
+        Err(reply) => return reply,
+    };
+    let mut metadata = f.metadata.clone().unwrap_or_default();
+    if let Some(Value::Object(limits)) = extra.remove("metadata") {
+        metadata.extend(limits);
     }
     if obj
         .get("model_max_budget")
@@ -336,7 +368,7 @@ pub(crate) fn generate(shared: &Shared, obj: &Map<String, Value>, now: SystemTim
             max_parallel_requests: f.max_parallel_requests.flatten(),
             team_id: f.team_id.clone().flatten(),
             user_id: f.user_id.clone().flatten(),
-            metadata: f.metadata.clone().unwrap_or_default(),
+            metadata,
             key_type,
             expires: expires_exact.map(to_millis),
             blocked: f.blocked.flatten(),
@@ -344,6 +376,7 @@ pub(crate) fn generate(shared: &Shared, obj: &Map<String, Value>, now: SystemTim
             created_at: stored_now,
             updated_at: stored_now,
             deleted_at: None,
+            extra,
             seq: db.seq,
         };
         // The real proxy upserts with an empty update: the same secret again leaves the
@@ -362,7 +395,85 @@ pub(crate) fn generate(shared: &Shared, obj: &Map<String, Value>, now: SystemTim
     out.insert("expires".into(), json!(expires_exact.map(fmt_z)));
     out.insert("created_by".into(), json!("default_user_id"));
     out.insert("updated_by".into(), json!("default_user_id"));
-    out.insert("litellm_budget_table".into(), Value::Null);
-    out.insert("budget_id".into(), Value::Null);
+    for field in ["litellm_budget_table", "budget_id"] {
+        out.entry(field).or_insert(Value::Null);
+    }
     (StatusCode::OK, Value::Object(out))
+}
+
+/// The further fields the fake keeps and shows, as the real proxy does: `aliases`,
+/// `allowed_routes` (replaced by the key type's routes unless `key_type` is `default`),
+/// `model_rpm_limit`/`model_tpm_limit` (into `metadata`), `soft_budget` (a budget row), and
+/// `object_permission` (a row of its own). Wrong types are 422s, as pydantic answers.
+fn extra_fields(
+    obj: &Map<String, Value>,
+    key_type: Option<&str>,
+    now: SystemTime,
+) -> Result<Map<String, Value>, Reply> {
+    let mut errors = Vec::new();
+    let mut extra = Map::new();
+    let mut in_metadata = Map::new();
+    for (field, want) in [
+        ("aliases", "dict"),
+        ("model_rpm_limit", "dict"),
+        ("model_tpm_limit", "dict"),
+        ("object_permission", "dict"),
+        ("allowed_routes", "list"),
+        ("soft_budget", "float"),
+    ] {
+        let value = match obj.get(field) {
+            None | Some(Value::Null) => continue,
+            Some(v) => v,
+        };
+        let ok = match want {
+            "dict" => value.is_object(),
+            "list" => value.is_array(),
+            _ => value.is_number(),
+        };
+        if !ok {
+            let (kind, msg) = match want {
+                "dict" => ("dict_type", "Input should be a valid dictionary"),
+                "list" => ("list_type", "Input should be a valid list"),
+                _ => (
+                    "float_parsing",
+                    "Input should be a valid number, unable to parse string as a number",
+                ),
+            };
+            errors.push(validation(kind, &["body", field], msg));
+            continue;
+        }
+        match field {
+            "model_rpm_limit" | "model_tpm_limit" => {
+                in_metadata.insert(field.into(), value.clone());
+            }
+            "allowed_routes" if key_type.unwrap_or("default") != "default" => {}
+            "soft_budget" => {
+                let budget_id = sha256_hex(&format!("{value}{now:?}"));
+                extra.insert("budget_id".into(), json!(budget_id));
+                extra.insert(
+                    "litellm_budget_table".into(),
+                    json!({"budget_id": budget_id, "soft_budget": value, "max_budget": null}),
+                );
+            }
+            "object_permission" => {
+                extra.insert(
+                    "object_permission_id".into(),
+                    json!(sha256_hex(&value.to_string())),
+                );
+            }
+            _ => {
+                extra.insert(field.into(), value.clone());
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "detail": errors }),
+        ));
+    }
+    if !in_metadata.is_empty() {
+        extra.insert("metadata".into(), Value::Object(in_metadata));
+    }
+    Ok(extra)
 }

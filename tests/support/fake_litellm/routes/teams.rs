@@ -22,6 +22,23 @@ pub(crate) fn team_new(shared: &Shared, obj: &Map<String, Value>) -> Reply {
     let Some(team_id) = obj.get("team_id").and_then(Value::as_str) else {
         return dict_error(StatusCode::BAD_REQUEST, "team_id is required by this fake");
     };
+    for field in ["budget_duration", "team_member_budget_duration"] {
+        if let Some(window) = obj.get(field).and_then(Value::as_str)
+            && duration_seconds(window, SystemTime::now()).is_err()
+        {
+            return (
+                StatusCode::BAD_REQUEST,
+                litellm_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "{{'error': \"Invalid budget_duration '{window}'. Use a format like '1h', '24h', '7d', or '30d'.\"}}"
+                    ),
+                    "internal_server_error",
+                    Value::Null,
+                ),
+            );
+        }
+    }
     let mut db = shared.db();
     if db.teams.contains_key(team_id) {
         return dict_error(
@@ -55,7 +72,10 @@ pub(crate) fn team_update(shared: &Shared, obj: &Map<String, Value>) -> Reply {
         .unwrap_or_default();
     let mut db = shared.db();
     let Some(team) = db.teams.get_mut(team_id) else {
-        return team_not_found(team_id);
+        return dict_error(
+            StatusCode::NOT_FOUND,
+            &format!("Team not found, passed team_id={team_id}"),
+        );
     };
     set_limits(team, obj);
     if let Some(Value::Object(metadata)) = obj.get("metadata") {
@@ -124,7 +144,10 @@ pub(crate) fn member_add(shared: &Shared, obj: &Map<String, Value>) -> Reply {
     };
     let mut db = shared.db();
     let Some(team) = db.teams.get_mut(team_id) else {
-        return team_not_found(team_id);
+        return (
+            StatusCode::NOT_FOUND,
+            json!({"detail": {"error": format!("Team doesn't exist in db. Team={team_id}. Create team via `/team/new` call.")}}),
+        );
     };
     if users.iter().all(|u| team.members.contains(u)) {
         return (
@@ -185,11 +208,4 @@ fn set_limits(team: &mut TeamRecord, obj: &Map<String, Value>) {
             team.limits.insert(name.to_owned(), value.clone());
         }
     }
-}
-
-fn team_not_found(team_id: &str) -> Reply {
-    (
-        StatusCode::NOT_FOUND,
-        json!({"detail": {"error": format!("Team not found, passed team_id={team_id}")}}),
-    )
 }
