@@ -24,6 +24,7 @@ mod client_self_info;
 #[path = "../engine/fake_conformance.rs"]
 mod fake_conformance;
 mod faults;
+mod ha;
 mod identity;
 mod lifecycle;
 mod platform;
