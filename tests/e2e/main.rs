@@ -26,6 +26,7 @@ mod fake_conformance;
 #[path = "../engine/fake_conformance_routes.rs"]
 mod fake_conformance_routes;
 mod faults;
+mod ha;
 mod identity;
 mod key_settings;
 mod lifecycle;

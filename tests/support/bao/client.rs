@@ -162,7 +162,7 @@ pub(crate) fn http_request(
                 if let Some(body) = body {
                     request = request.json(body);
                 }
-                let response = request.send().map_err(|e| format!("{e:#}"))?;
+                let response = request.send().map_err(|e| error_chain(&e))?;
                 let status = response.status().as_u16();
                 let bytes = response.bytes().map_err(|e| format!("read: {e:#}"))?;
                 let value = if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -177,4 +177,16 @@ pub(crate) fn http_request(
             .join()
             .unwrap_or_else(|_| Err("the HTTP call panicked".to_string()))
     })
+}
+
+/// An error and its sources, `outer: inner: …` (reqwest's own text names only the URL).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

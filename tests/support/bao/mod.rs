@@ -28,6 +28,7 @@
 
 mod cli;
 mod client;
+pub mod cluster;
 mod log;
 mod process;
 

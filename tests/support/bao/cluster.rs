@@ -1,0 +1,703 @@
+//! A 3-node OpenBao Raft cluster on 127.0.0.1, for HA tests (`../shared/docs/openbao-ha.md`
+//! has the recipe, the timings and the pitfalls this follows).
+//!
+//! ```ignore
+//! let cluster = Cluster::start(ClusterOptions::default().env("LITELLM_PLUGIN_LOG_LEVEL", "debug"));
+//! cluster.mount_plugin(&plugin_binary(), "vault-plugin-secrets-litellm", "v0.1.0", "litellm");
+//! let active = cluster.active();
+//! cluster.kill(active);                       // SIGKILL of the active node
+//! let new_active = cluster.wait_new_active(active, Duration::from_secs(30));
+//! cluster.restart(active);                    // rejoins as a standby, caught up
+//! ```
+//!
+//! - Static seal (one 32-byte key file for all nodes): one `operator init` on node 1; the
+//!   others join through `retry_join` and unseal themselves, also after a restart.
+//! - `performance_multiplier = 1` and autopilot's `server-stabilization-time=1s`: about 15 s
+//!   from process start to 3 healthy voters (polled on `sys/storage/raft/autopilot/state`).
+//! - The plugin binary is copied byte-identical into every node's plugin dir (a node with
+//!   another sha256 skips the mount and later crashes OpenBao's router), registered and
+//!   mounted once; [`Cluster::mount_plugin`] waits until every node runs its plugin process.
+//! - Ports are free pairs (API P, cluster P+1) per node; when a node loses a race for its
+//!   port, the whole cluster is started again on new ports, as [`DevServer`] does.
+//! - Drop stops every `bao` process by PID (SIGTERM, SIGKILL after 5 s), then any plugin
+//!   process still running from a node's plugin dir, also when the test panics (the logs are
+//!   then copied to `$TMPDIR/bao-test-logs/`); a watchdog per node does the same when the test
+//!   process dies. The temp dir is removed unless `BAO_TEST_KEEP` is set.
+
+use super::*;
+
+/// Nodes in a cluster.
+pub const NODES: usize = 3;
+const VOTERS_TIMEOUT: Duration = Duration::from_secs(60);
+const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Options for [`Cluster::start`].
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// Extra environment of every `bao server` (and so of every plugin process).
+    pub env: Vec<(String, String)>,
+    /// `-log-level` of every server; default `info`.
+    pub log_level: String,
+    /// Extra top-level HCL for every node, e.g. `disable_standby_reads = true`.
+    pub config: String,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            env: Vec::new(),
+            log_level: "info".to_string(),
+            config: String::new(),
+        }
+    }
+}
+
+impl ClusterOptions {
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn log_level(mut self, level: &str) -> Self {
+        self.log_level = level.to_string();
+        self
+    }
+
+    pub fn config(mut self, hcl: &str) -> Self {
+        self.config.push_str(hcl);
+        self.config.push('\n');
+        self
+    }
+}
+
+/// One node: its dirs, its port pair, its `bao server` process and that process's watchdog.
+struct Node {
+    id: String,
+    dir: PathBuf,
+    plugin_dir: PathBuf,
+    log_path: PathBuf,
+    port: u16,
+    procs: Mutex<Procs>,
+}
+
+/// A node's processes, behind a lock so that a cluster shared by reference can kill and restart.
+#[derive(Default)]
+struct Procs {
+    child: Option<Child>,
+    watchdog: Option<Child>,
+}
+
+/// A running 3-node cluster; see the module docs.
+pub struct Cluster {
+    bin: PathBuf,
+    root_dir: PathBuf,
+    opts: ClusterOptions,
+    token: String,
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// Starts, initialises and waits for 3 healthy voters. Panics (with the logs' tails) when
+    /// that does not happen within 60 s.
+    pub fn start(opts: ClusterOptions) -> Cluster {
+        let bin = bao_bin();
+        let root_dir = make_temp_dir();
+        let mut key = [0u8; 32];
+        fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut key))
+            .expect("32 random bytes");
+        fs::write(root_dir.join("unseal.key"), key).expect("write the static seal key");
+        let nodes = (1..=NODES)
+            .map(|i| {
+                let dir = root_dir.join(format!("n{i}"));
+                let plugin_dir = dir.join("plugins");
+                fs::create_dir_all(&plugin_dir).expect("create plugin dir");
+                Node {
+                    id: format!("n{i}"),
+                    log_path: dir.join("server.log"),
+                    dir,
+                    plugin_dir,
+                    port: 0,
+                    procs: Mutex::new(Procs::default()),
+                }
+            })
+            .collect();
+        let mut cluster = Cluster {
+            bin,
+            root_dir,
+            opts,
+            token: String::new(),
+            nodes,
+        };
+        cluster.launch_all();
+        cluster.initialise();
+        cluster
+    }
+
+    /// The root token.
+    pub fn token(&self) -> String {
+        self.token.clone()
+    }
+
+    /// A client of node `i` (0-based) with the root token.
+    pub fn client(&self, i: usize) -> BaoClient {
+        let node = &self.nodes[i];
+        BaoClient {
+            bin: self.bin.clone(),
+            addr: format!("http://127.0.0.1:{}", node.port),
+            port: node.port,
+            token: self.token.clone(),
+            log_path: node.log_path.clone(),
+        }
+    }
+
+    /// Clients of every node, in node order.
+    pub fn clients(&self) -> Vec<BaoClient> {
+        (0..NODES).map(|i| self.client(i)).collect()
+    }
+
+    /// One HTTP API call to node `i` with the root token that never panics: `Err` is a
+    /// transport failure (refused, timed out, a redirect that led nowhere).
+    pub fn try_http(
+        &self,
+        i: usize,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<(u16, Value), String> {
+        try_http(&self.client(i), method, path, body, timeout)
+    }
+
+    /// Node `i`'s id in raft (`n1`, `n2`, `n3`).
+    pub fn node_id(&self, i: usize) -> &str {
+        &self.nodes[i].id
+    }
+
+    /// PID of node `i`'s `bao server`, `None` when it is not running.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].procs().child.as_ref().map(Child::id)
+    }
+
+    pub fn is_running(&self, i: usize) -> bool {
+        self.pid(i).is_some()
+    }
+
+    pub fn log_path(&self, i: usize) -> &Path {
+        &self.nodes[i].log_path
+    }
+
+    /// Node `i`'s server log so far (its plugin's stderr included).
+    pub fn server_log(&self, i: usize) -> String {
+        log_since(&self.nodes[i].log_path, 0)
+    }
+
+    /// Length of node `i`'s log now: pass it to [`Cluster::log_since`] later.
+    pub fn log_offset(&self, i: usize) -> u64 {
+        fs::metadata(&self.nodes[i].log_path)
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
+    /// What node `i` logged after `offset`.
+    pub fn log_since(&self, i: usize, offset: u64) -> String {
+        log_since(&self.nodes[i].log_path, offset)
+    }
+
+    /// PIDs of node `i`'s plugin processes.
+    pub fn plugin_pids(&self, i: usize) -> Vec<u32> {
+        pids_with_exe_in(&self.nodes[i].plugin_dir)
+    }
+
+    /// SIGKILLs node `i`'s plugin processes (a plugin crash); returns their PIDs.
+    pub fn kill_plugins(&self, i: usize) -> Vec<u32> {
+        let pids = self.plugin_pids(i);
+        for &pid in &pids {
+            send_signal(pid, SIGKILL);
+        }
+        pids
+    }
+
+    /// `GET sys/leader` on node `i`, `None` when it does not answer.
+    pub fn leader_status(&self, i: usize) -> Option<Value> {
+        if !self.is_running(i) {
+            return None;
+        }
+        match self.try_http(i, "GET", "sys/leader", None, PROBE_TIMEOUT) {
+            Ok((200, v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The running node whose `sys/leader` says `is_self`, if any.
+    pub fn find_active(&self) -> Option<usize> {
+        (0..NODES).find(|&i| {
+            self.leader_status(i)
+                .is_some_and(|v| v["is_self"] == Value::Bool(true))
+        })
+    }
+
+    /// The active node, waiting up to 30 s for one.
+    #[track_caller]
+    pub fn active(&self) -> usize {
+        self.wait_for(LEADER_TIMEOUT, "an active node", || self.find_active())
+    }
+
+    /// The running nodes other than the active one.
+    #[track_caller]
+    pub fn standbys(&self) -> Vec<usize> {
+        let active = self.active();
+        (0..NODES)
+            .filter(|&i| i != active && self.is_running(i))
+            .collect()
+    }
+
+    /// Waits until a node other than `old` is active, and every running node names it as
+    /// leader; returns it.
+    #[track_caller]
+    pub fn wait_new_active(&self, old: usize, timeout: Duration) -> usize {
+        self.wait_for(timeout, "a new active node", || {
+            let active = self.find_active().filter(|&a| a != old)?;
+            let addr = format!("http://127.0.0.1:{}", self.nodes[active].port);
+            let all_agree = (0..NODES).filter(|&i| self.is_running(i)).all(|i| {
+                self.leader_status(i)
+                    .is_some_and(|v| v["leader_address"].as_str() == Some(addr.as_str()))
+            });
+            all_agree.then_some(active)
+        })
+    }
+
+    /// SIGKILLs node `i`'s `bao server` (its plugin process is left to notice by itself, as
+    /// after a real crash).
+    pub fn kill(&self, i: usize) {
+        let mut procs = self.nodes[i].procs();
+        stop_watchdog(&mut procs);
+        if let Some(mut child) = procs.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts node `i` again on its ports and data, then waits until it is an unsealed
+    /// standby that knows the leader and has caught up with its raft index.
+    #[track_caller]
+    pub fn restart(&self, i: usize) {
+        self.stop_node(i);
+        if let Err(why) = self.spawn(i).and_then(|_| self.wait_listening(i)) {
+            panic!(
+                "node {} did not start again: {why}\n{}",
+                self.nodes[i].id,
+                log_tail_section(&self.nodes[i].log_path)
+            );
+        }
+        self.wait_for(LEADER_TIMEOUT, "the restarted node to catch up", || {
+            let me = self.leader_status(i)?;
+            let leader_addr = me["leader_address"].as_str().filter(|a| !a.is_empty())?;
+            let leader = (0..NODES)
+                .find(|&n| format!("http://127.0.0.1:{}", self.nodes[n].port) == leader_addr)?;
+            let leader_index = self.leader_status(leader)?["raft_applied_index"].as_u64()?;
+            let sealed = self
+                .try_http(i, "GET", "sys/seal-status", None, PROBE_TIMEOUT)
+                .ok()?
+                .1["sealed"]
+                != Value::Bool(false);
+            (!sealed && me["raft_applied_index"].as_u64()? >= leader_index).then_some(())
+        });
+    }
+
+    /// `bao operator step-down` on node `i` (the active node).
+    #[track_caller]
+    pub fn step_down(&self, i: usize) {
+        self.client(i).bao(&["operator", "step-down"]).ok();
+    }
+
+    /// `GET sys/storage/raft/autopilot/state` through the active node.
+    #[track_caller]
+    pub fn autopilot_state(&self) -> Value {
+        self.client(self.active())
+            .http_ok("GET", "sys/storage/raft/autopilot/state", None)
+    }
+
+    /// Copies `binary` into every node's plugin dir (each copy checked byte-identical by
+    /// sha256), registers it once as secrets plugin `name` at `version`, enables it at `path`
+    /// through the active node, and waits until every running node has a plugin process.
+    /// Returns the sha256.
+    #[track_caller]
+    pub fn mount_plugin(&self, binary: &Path, name: &str, version: &str, path: &str) -> String {
+        let want = sha256_file(binary);
+        for node in &self.nodes {
+            let dest = node.plugin_dir.join(name);
+            let tmp = node
+                .plugin_dir
+                .join(format!(".{name}.tmp-{}", unique_suffix()));
+            fs::copy(binary, &tmp).unwrap_or_else(|e| {
+                panic!("copy plugin {} -> {}: {e}", binary.display(), tmp.display())
+            });
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).expect("chmod plugin");
+            fs::rename(&tmp, &dest).expect("move plugin into plugin dir");
+            let got = sha256_file(&dest);
+            assert_eq!(got, want, "{} holds another binary", dest.display());
+        }
+        let client = self.client(self.active());
+        client
+            .bao(&[
+                "plugin",
+                "register",
+                &format!("-sha256={want}"),
+                &format!("-version={version}"),
+                "secret",
+                name,
+            ])
+            .ok();
+        client
+            .bao(&["secrets", "enable", &format!("-path={path}"), name])
+            .ok();
+        self.wait_for(
+            Duration::from_secs(20),
+            "a plugin process on every node",
+            || {
+                (0..NODES)
+                    .filter(|&i| self.is_running(i))
+                    .all(|i| !self.plugin_pids(i).is_empty())
+                    .then_some(())
+            },
+        );
+        want
+    }
+
+    /// Polls `f` every 100 ms until it returns `Some`, or panics after `timeout` with `what`
+    /// and the tail of every node's log.
+    #[track_caller]
+    pub fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut f: impl FnMut() -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\n{}",
+                    self.log_tails()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The tail of every node's log, for failure messages.
+    pub fn log_tails(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("node {}:\n{}", n.id, log_tail_section(&n.log_path)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    // --- internals ----------------------------------------------------------------------------
+
+    /// Starts every node on fresh ports; starts all of them again on new ports when one lost
+    /// a race for its port.
+    fn launch_all(&mut self) {
+        let mut last_err = String::new();
+        for _ in 0..START_ATTEMPTS {
+            for node in &mut self.nodes {
+                node.port = reserve_port_pair();
+            }
+            let mut failed = None;
+            for i in 0..NODES {
+                if let Err(why) = self.spawn(i) {
+                    failed = Some((i, why));
+                    break;
+                }
+            }
+            if failed.is_none() {
+                failed = (0..NODES).find_map(|i| self.wait_listening(i).err().map(|e| (i, e)));
+            }
+            let Some((i, why)) = failed else {
+                return;
+            };
+            let lost_port = self.server_log(i).contains("address already in use");
+            for n in 0..NODES {
+                self.stop_node(n);
+            }
+            if !lost_port {
+                panic!(
+                    "bao server {} did not start ({why})\n{}",
+                    self.nodes[i].id,
+                    log_tail_section(&self.nodes[i].log_path)
+                );
+            }
+            for node in &self.nodes {
+                let _ = fs::remove_file(&node.log_path);
+                let _ = fs::remove_dir_all(node.dir.join("data"));
+            }
+            last_err = why;
+        }
+        panic!("cluster did not start after {START_ATTEMPTS} attempts ({last_err})");
+    }
+
+    fn config(&self, i: usize) -> String {
+        let node = &self.nodes[i];
+        let port = node.port;
+        let joins: String = (0..NODES)
+            .filter(|&n| n != i)
+            .map(|n| {
+                format!(
+                    "  retry_join {{ leader_api_addr = \"http://127.0.0.1:{}\" }}\n",
+                    self.nodes[n].port
+                )
+            })
+            .collect();
+        format!(
+            r#"# written by tests/support/bao/cluster.rs
+api_addr         = "http://127.0.0.1:{port}"
+cluster_addr     = "https://127.0.0.1:{cluster}"
+plugin_directory = "{plugins}"
+listener "tcp" {{
+  address         = "127.0.0.1:{port}"
+  cluster_address = "127.0.0.1:{cluster}"
+  tls_disable     = true
+}}
+storage "raft" {{
+  path    = "{data}"
+  node_id = "{id}"
+  performance_multiplier = 1
+{joins}}}
+seal "static" {{
+  current_key_id = "test-1"
+  current_key    = "file://{key}"
+}}
+{extra}
+"#,
+            cluster = port + 1,
+            plugins = node.plugin_dir.display(),
+            data = node.dir.join("data").display(),
+            id = node.id,
+            key = self.root_dir.join("unseal.key").display(),
+            extra = self.opts.config,
+        )
+    }
+
+    fn spawn(&self, i: usize) -> Result<(), String> {
+        let config = self.config(i);
+        let node = &self.nodes[i];
+        fs::create_dir_all(node.dir.join("data")).map_err(|e| e.to_string())?;
+        let config_path = node.dir.join("config.hcl");
+        fs::write(&config_path, config).map_err(|e| e.to_string())?;
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log_path)
+            .map_err(|e| e.to_string())?;
+        let log_err = log.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("server")
+            .arg(format!("-config={}", config_path.display()))
+            .arg(format!("-log-level={}", self.opts.log_level))
+            // Plugins inherit the server's working directory: keep it out of the repo.
+            .current_dir(&node.dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        for (k, v) in &self.opts.env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.bin.display()))?;
+        let watchdog = spawn_watchdog(child.id(), &node.plugin_dir, &self.root_dir);
+        let mut procs = node.procs();
+        procs.child = Some(child);
+        procs.watchdog = watchdog;
+        Ok(())
+    }
+
+    /// Waits until node `i`'s listener answers at all (before init `sys/health` is a 501).
+    fn wait_listening(&self, i: usize) -> Result<(), String> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let port = self.nodes[i].port;
+        loop {
+            {
+                let mut procs = self.nodes[i].procs();
+                if let Some(status) = procs
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                {
+                    procs.child = None;
+                    return Err(format!("server exited with {status}"));
+                }
+            }
+            if http_request(port, "GET", "sys/seal-status", None, None, PROBE_TIMEOUT).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no answer on port {port} within {READY_TIMEOUT:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// One `operator init` on node 1, autopilot tuned, then 3 healthy voters.
+    fn initialise(&mut self) {
+        let init = self
+            .client(0)
+            .with_token("")
+            .bao(&[
+                "operator",
+                "init",
+                "-recovery-shares=1",
+                "-recovery-threshold=1",
+                "-format=json",
+            ])
+            .ok()
+            .json();
+        self.token = init["root_token"]
+            .as_str()
+            .expect("root token in init's answer")
+            .to_string();
+        let _ = fs::write(self.root_dir.join("init.json"), init.to_string());
+        // Promotion to voter waits for autopilot's stabilization time (10 s at best).
+        self.wait_for(LEADER_TIMEOUT, "autopilot set-config on node 1", || {
+            self.client(0)
+                .bao(&[
+                    "operator",
+                    "raft",
+                    "autopilot",
+                    "set-config",
+                    "-server-stabilization-time=1s",
+                ])
+                .success()
+                .then_some(())
+        });
+        self.wait_for(VOTERS_TIMEOUT, "3 healthy voters", || {
+            let active = self.find_active()?;
+            let (status, state) = self
+                .try_http(
+                    active,
+                    "GET",
+                    "sys/storage/raft/autopilot/state",
+                    None,
+                    PROBE_TIMEOUT,
+                )
+                .ok()?;
+            let data = &state["data"];
+            let voters = data["voters"].as_array().map_or(0, Vec::len);
+            (status == 200 && data["healthy"] == Value::Bool(true) && voters == NODES).then_some(())
+        });
+    }
+
+    /// Stops node `i`: SIGTERM, SIGKILL after 5 s, then its leftover plugin processes.
+    fn stop_node(&self, i: usize) {
+        let node = &self.nodes[i];
+        let mut procs = node.procs();
+        stop_watchdog(&mut procs);
+        if let Some(child) = procs.child.as_mut()
+            && matches!(child.try_wait(), Ok(None))
+        {
+            send_signal(child.id(), SIGTERM);
+        }
+        reap(&mut procs);
+        drop(procs);
+        kill_plugins_of(node);
+    }
+}
+
+impl Node {
+    fn procs(&self) -> std::sync::MutexGuard<'_, Procs> {
+        self.procs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn stop_watchdog(procs: &mut Procs) {
+    if let Some(mut w) = procs.watchdog.take() {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+}
+
+/// Waits up to 5 s for a signalled server, then SIGKILLs it.
+fn reap(procs: &mut Procs) {
+    if let Some(mut child) = procs.child.take() {
+        let deadline = Instant::now() + STOP_GRACE;
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// The server normally stops its plugins; anything still alive is a leak to clean up.
+fn kill_plugins_of(node: &Node) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let pids = pids_with_exe_in(&node.plugin_dir);
+        if pids.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        for pid in pids {
+            send_signal(pid, SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// [`http_request`] with `client`'s address and token, never panicking.
+pub fn try_http(
+    client: &BaoClient,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    timeout: Duration,
+) -> Result<(u16, Value), String> {
+    let token = (!client.token.is_empty()).then_some(client.token.as_str());
+    http_request(client.port, method, path, token, body, timeout)
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let panicking = std::thread::panicking();
+        // All at once: a node stopping alone may wait for the others' raft.
+        for node in &self.nodes {
+            let mut procs = node.procs();
+            stop_watchdog(&mut procs);
+            if let Some(child) = procs.child.as_ref() {
+                send_signal(child.id(), SIGTERM);
+            }
+        }
+        for node in &self.nodes {
+            reap(&mut node.procs());
+            kill_plugins_of(node);
+        }
+        if panicking {
+            let dir = std::env::temp_dir().join("bao-test-logs");
+            let name = self
+                .root_dir
+                .file_name()
+                .map(OsString::from)
+                .unwrap_or_default();
+            let _ = fs::create_dir_all(&dir);
+            for node in &self.nodes {
+                let kept = dir.join(format!("{}-{}.log", name.to_string_lossy(), node.id));
+                let _ = fs::copy(&node.log_path, &kept);
+                eprintln!(
+                    "Cluster node {} dropped during a panic; its log is kept at {}",
+                    node.id,
+                    kept.display()
+                );
+            }
+        }
+        if std::env::var_os("BAO_TEST_KEEP").is_some_and(|v| !v.is_empty() && v != "0") {
+            eprintln!("BAO_TEST_KEEP: keeping {}", self.root_dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.root_dir);
+        }
+    }
+}
