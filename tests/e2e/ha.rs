@@ -1240,7 +1240,7 @@ fn failover_under_load(ha: &Ha) -> Failover {
                 if let Some(lease) = lease {
                     successes += 1;
                     // Every other lease is revoked at once, through the next node.
-                    let revoked = if successes % 2 == 0 {
+                    let revoked = if successes.is_multiple_of(2) {
                         let rnode = n % NODES;
                         let started = Instant::now();
                         let result = if cli {
