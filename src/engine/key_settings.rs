@@ -194,7 +194,9 @@ pub async fn check(
         return Ok(checked);
     };
     if wanted.models {
-        path_models::check(client, &role.models).await?;
+        checked
+            .warnings
+            .extend(path_models::check(client, &role.models).await?);
     }
     if wanted.probe {
         checked.wal_id = Some(try_key(client, req, name, role).await?);

@@ -59,16 +59,27 @@ async fn fetch(client: &Client) -> Result<Catalogue> {
         .map_err(|e| Error::litellm("LiteLLM could not list its models", e))
 }
 
-/// Refuses `models` the proxy does not serve, with a 400 naming them.
-pub async fn check(client: &Client, models: &[String]) -> Result<()> {
-    let catalogue = fetch(client).await.map_err(|e| {
-        e.noted(
-            "; the role's models could not be checked: write verify=false to skip the check".into(),
-        )
-    })?;
+/// Refuses `models` the proxy does not serve, with a 400 naming them. A configured key that
+/// may not read the catalogue (an admin key limited to the key routes, as rotate-root's
+/// successors often are) leaves the models unchecked: the answer is a warning saying so.
+pub async fn check(client: &Client, models: &[String]) -> Result<Option<String>> {
+    let catalogue = match client.catalogue().await {
+        Ok(catalogue) => catalogue,
+        Err(e) if matches!(e.status(), Some(401 | 403)) => {
+            return Ok(Some(format!(
+                "the role's models were not checked: the configured key may not read LiteLLM's model catalogue ({e})"
+            )));
+        }
+        Err(e) => {
+            return Err(Error::litellm("LiteLLM could not list its models", e).noted(
+                "; the role's models could not be checked: write verify=false to skip the check"
+                    .into(),
+            ));
+        }
+    };
     let unknown = catalogue.unknown(models);
     if unknown.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let mut served: Vec<&str> = catalogue
         .models

@@ -100,6 +100,25 @@ async fn the_check_falls_back_to_v1_models_and_a_failing_proxy_is_a_502() {
 }
 
 #[tokio::test]
+async fn a_key_that_may_not_read_the_catalogue_leaves_the_models_unchecked_with_a_warning() {
+    // An admin key limited to the key routes (as rotate-root's successors are) gets 403 from
+    // both catalogue routes: the role is stored, and the write says it was not checked.
+    let engine = Engine::start().await;
+    engine.litellm.set_fault(Op::ModelInfo, Fault::Status(403));
+    engine.litellm.set_fault(Op::Models, Fault::Status(403));
+    let written = engine
+        .call("update", "roles/limited", json!({"models": "fake-gpt"}))
+        .await
+        .expect("stored unchecked")
+        .expect("a response with a warning");
+    let warnings = written.warnings.join(" ");
+    assert!(warnings.contains("not checked"), "{warnings}");
+    engine.litellm.clear_faults();
+    let role = engine.data("read", "roles/limited", json!({})).await;
+    assert_eq!(role["models"], json!(["fake-gpt"]));
+}
+
+#[tokio::test]
 async fn the_models_path_lists_names_and_access_groups() {
     let engine = Engine::start().await;
     engine

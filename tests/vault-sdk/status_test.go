@@ -185,14 +185,16 @@ func (p *lostAnswers) seen() []string {
 }
 
 // upstreamScenario configures m against base (unchecked: verify_connection=false, 2 s
-// timeout), makes a role with a fresh alias prefix and returns that prefix.
+// timeout), makes a role (unchecked: verify=false) with a fresh alias prefix and returns that
+// prefix.
 func upstreamScenario(t *testing.T, m *Mount, base, masterKey string) string {
 	t.Helper()
 	prefix := uniquePrefix(t)
 	ok(t, m, logical.UpdateOperation, "config", map[string]any{
 		"base_url": base, "master_key": masterKey, "verify_connection": false, "request_timeout": "2s",
 	})
-	ok(t, m, logical.CreateOperation, "roles/dev", map[string]any{"models": "fake-gpt", "key_alias_prefix": prefix})
+	// verify=false: the role is written while LiteLLM is down, so its models cannot be checked.
+	ok(t, m, logical.CreateOperation, "roles/dev", map[string]any{"models": "fake-gpt", "key_alias_prefix": prefix, "verify": false})
 	return prefix
 }
 
