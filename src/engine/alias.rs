@@ -6,6 +6,9 @@
 //! - A `rotate-root` successor, while the old key still holds its alias:
 //!   `<old alias>-rotating-<8 hex digits>`, or `vault-rotate-root-<8 hex digits>` when the old
 //!   key had none. The successor takes the old alias once the old key is deleted.
+//! - A static role's key: `<key_alias_prefix>-<name>` unless the role names it (`key_alias`);
+//!   its successor during a rotation has the temporary alias of a `rotate-root` successor, and
+//!   the key it replaces, during its grace period, `<stable alias>-previous-<8 hex digits>`.
 //! - The team a role owns: `vault-<role>-<12 lowercase hex digits>`, new for every incarnation
 //!   of the role, because LiteLLM keeps a deleted team's spend in memory under its id.
 
@@ -49,6 +52,17 @@ pub fn rotating(old: Option<&str>) -> String {
         Some(alias) => format!("{}{ROTATING_INFIX}{random}", base(alias)),
         None => format!("{UNALIASED_SUCCESSOR_PREFIX}-{random}"),
     }
+}
+
+/// Marks the alias of a static role's key in its grace period.
+const PREVIOUS_INFIX: &str = "-previous-";
+
+/// The alias a static role's key has for its grace period, once its successor holds `stable`.
+pub fn previous(stable: &str) -> String {
+    format!(
+        "{stable}{PREVIOUS_INFIX}{}",
+        random_hex(ROTATING_RANDOM_LEN)
+    )
 }
 
 /// The alias a key had before rotations added suffixes to it: `x-rotating-0123abcd` → `x`.
@@ -130,5 +144,14 @@ mod tests {
         assert_eq!(base(&temp), "vault-admin");
         assert_ne!(temp, rotating(Some("vault-admin")));
         assert!(rotating(None).starts_with("vault-rotate-root-"));
+    }
+
+    #[test]
+    fn a_static_keys_grace_alias_is_unique_and_never_an_issued_one() {
+        let (a, b) = (previous("vault-ci"), previous("vault-ci"));
+        assert_ne!(a, b);
+        assert!(a.starts_with("vault-ci-previous-"), "{a}");
+        assert_eq!(issued_stem(&a), None);
+        assert_eq!(issued_stem(&rotating(Some("vault-ci"))), None);
     }
 }

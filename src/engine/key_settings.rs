@@ -26,8 +26,9 @@
 use serde_json::{Map, Value, json};
 
 use crate::engine::alias;
-use crate::engine::client::{ApiError, Client, GenerateKeyRequest, duration_string};
+use crate::engine::client::{ApiError, Client};
 use crate::engine::error::{Error, Result};
+use crate::engine::key_owner::KeyOwner;
 use crate::engine::path_models;
 use crate::engine::path_roles::Role;
 use crate::engine::secret_key::{self, IssueWal};
@@ -69,7 +70,7 @@ pub const RESERVED: [&str; 13] = [
 const MAX_BYTES: usize = 16 * 1024;
 
 /// How long a test key lives in LiteLLM should deleting it fail (rollback deletes it too).
-const PROBE_LIFETIME_SECS: u64 = 60;
+const PROBE_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The `key_settings` of the request, checked; `None` when the request does not set them.
 pub fn parse(d: &FieldData) -> Result<Option<Map<String, Value>>> {
@@ -213,30 +214,19 @@ async fn try_key(client: &Client, req: &Request, name: &str, role: &Role) -> Res
         token_id: None,
     };
     let wal_id = wal::put(&req.storage, secret_key::WAL_KIND, &guard, req.now).await?;
-    let mut metadata = Map::new();
-    Stamps {
-        role: name,
-        mount: &req.mount_point,
-        request_id: &req.id,
-        entity_id: &req.entity_id,
-        display_name: &req.display_name,
-    }
-    .apply(&mut metadata);
-    let request = GenerateKeyRequest {
-        key: None,
-        key_alias: key_alias.clone(),
-        duration: Some(duration_string(PROBE_LIFETIME_SECS)),
-        models: role.models.clone(),
-        max_budget: role.max_budget,
-        budget_duration: role.budget_duration.clone(),
-        tpm_limit: role.tpm_limit,
-        rpm_limit: role.rpm_limit,
-        max_parallel_requests: role.max_parallel_requests,
-        team_id: None,
-        user_id: None,
-        metadata,
-        key_type: Some(role.key_type.clone()),
-    };
+    let request = role.generate_request(
+        key_alias.clone(),
+        None,
+        PROBE_LIFETIME,
+        KeyOwner::default(),
+        &Stamps {
+            role: name,
+            mount: &req.mount_point,
+            request_id: &req.id,
+            entity_id: &req.entity_id,
+            display_name: &req.display_name,
+        },
+    );
     match client.generate_with(&request, &role.key_settings).await {
         Ok(key) => {
             client

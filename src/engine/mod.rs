@@ -9,6 +9,9 @@
 //!   makes against LiteLLM; [`path_models`]: the proxy's model catalogue.
 //! - [`path_creds`]: issuing a key; [`secret_key`]: its lease (renew, revoke, WAL rollback).
 //! - [`key_index`]: the keys this mount issued and has not revoked.
+//! - [`path_static_roles`]: one stable key per static role, read at [`path_static_creds`]
+//!   without a lease, rotated by [`static_rotation`] on the [`static_schedule`] (timing:
+//!   [`rotation_schedule`]) or at once by [`path_rotate_role`].
 //! - [`path_tidy`]: `tidy` and `config/auto-tidy`, deleting keys no lease accounts for.
 //! - [`client`]: LiteLLM's key API.
 
@@ -24,13 +27,19 @@ pub(crate) mod path_config;
 pub(crate) mod path_creds;
 pub(crate) mod path_models;
 pub(crate) mod path_roles;
+pub(crate) mod path_rotate_role;
 pub(crate) mod path_rotate_root;
+pub(crate) mod path_static_creds;
+pub(crate) mod path_static_roles;
 pub(crate) mod path_tidy;
 pub(crate) mod path_usage;
 pub(crate) mod role_team;
+pub(crate) mod rotation_schedule;
 pub(crate) mod secret_key;
 pub(crate) mod stamps;
 mod state;
+pub(crate) mod static_rotation;
+pub(crate) mod static_schedule;
 
 use std::sync::Arc;
 
@@ -41,7 +50,8 @@ const BACKEND_HELP: &str = "\
 The LiteLLM secrets engine issues short-lived LiteLLM virtual keys under Vault leases.
 
 Configure the connection to the LiteLLM proxy at `config`, define roles at `roles/<name>`, and
-read `creds/<name>` to get a key. Renewing a lease extends the key's \
+read `creds/<name>` to get a key. Static roles at `static-roles/<name>` hold one key each,
+read from `static-creds/<name>` without a lease and rotated by Vault. Renewing a lease extends the key's \
 expiry in LiteLLM; revoking or expiring it deletes the key. When the configured key is a
 virtual key of a LiteLLM admin, `rotate-root` replaces it with one that only Vault knows.";
 
@@ -70,6 +80,7 @@ async fn rollback(
         path_rotate_root::SUCCESSOR_WAL_KIND => {
             path_rotate_root::rollback(&state, &req, &entry).await
         }
+        static_rotation::WAL_KIND => static_schedule::rollback(state, req, entry).await,
         other => {
             tracing::warn!(kind = %other, "dropping WAL entry of unknown kind");
             Ok(())
@@ -87,10 +98,17 @@ pub fn factory() -> Backend<MountState> {
     backend.paths.extend(path_tidy::paths());
     backend.paths.push(path_usage::path());
     backend.paths.extend(path_models::paths());
+    backend.paths.extend(path_static_roles::paths());
+    backend.paths.push(path_static_creds::path());
+    backend.paths.push(path_rotate_role::path());
     backend.secrets.push(secret_key::secret_type());
     backend.wal_rollback = Some(framework::wal::rollback_fn(rollback));
     backend.wal_rollback_min_age = wal_rollback_min_age();
     backend.periodic = Some(framework::periodic_fn(path_tidy::periodic));
+    backend.ticker = Some(framework::Ticker {
+        every: static_schedule::TICK,
+        run: framework::periodic_fn(static_schedule::tick),
+    });
     backend.special_paths = layout::special_paths();
     backend.invalidate = Some(Arc::new(MountState::invalidate));
     backend

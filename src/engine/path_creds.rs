@@ -13,14 +13,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 use crate::engine::MountState;
 use crate::engine::alias;
-use crate::engine::client::{ChosenKey, GenerateKeyRequest, duration_string};
+use crate::engine::client::ChosenKey;
 use crate::engine::error::{Error, Result};
 use crate::engine::key_index::{self, IndexEntry};
-use crate::engine::key_owner::{self, KeyOwner};
+use crate::engine::key_owner;
 use crate::engine::path_roles::{self, Role};
 use crate::engine::secret_key::{self, IssueWal, KeyLease};
 use crate::engine::stamps::Stamps;
@@ -126,7 +126,19 @@ async fn issue(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
     // The role's key_settings go along; its typed fields win over them.
     let generated = client
         .generate_with(
-            &generate_request(&req, &role_name, &role, owner, &alias, chosen, ttl),
+            &role.generate_request(
+                alias.clone(),
+                chosen,
+                ttl + secret_key::EXPIRY_BUFFER,
+                owner,
+                &Stamps {
+                    role: &role_name,
+                    mount: &req.mount_point,
+                    request_id: &req.id,
+                    entity_id: &req.entity_id,
+                    display_name: &req.display_name,
+                },
+            ),
             &role.key_settings,
         )
         .await;
@@ -254,43 +266,4 @@ fn lease_ttl(
         calculate_ttl(limits, ttl_request, now).map_err(|e| Error::invalid(e.to_string()))?;
     warnings.extend(calculated.warnings);
     Ok((calculated.ttl, warnings))
-}
-
-fn generate_request(
-    req: &Request,
-    role_name: &str,
-    role: &Role,
-    owner: KeyOwner,
-    alias: &str,
-    key: Option<ChosenKey>,
-    ttl: Duration,
-) -> GenerateKeyRequest {
-    let mut metadata: Map<String, Value> = role
-        .metadata
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    Stamps {
-        role: role_name,
-        mount: &req.mount_point,
-        request_id: &req.id,
-        entity_id: &req.entity_id,
-        display_name: &req.display_name,
-    }
-    .apply(&mut metadata);
-    GenerateKeyRequest {
-        key,
-        key_alias: alias.to_string(),
-        duration: Some(duration_string((ttl + secret_key::EXPIRY_BUFFER).as_secs())),
-        models: role.models.clone(),
-        max_budget: role.max_budget,
-        budget_duration: role.budget_duration.clone(),
-        tpm_limit: role.tpm_limit,
-        rpm_limit: role.rpm_limit,
-        max_parallel_requests: role.max_parallel_requests,
-        team_id: owner.team_id,
-        user_id: owner.user_id,
-        metadata,
-        key_type: Some(role.key_type.clone()),
-    }
 }

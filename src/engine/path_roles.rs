@@ -8,11 +8,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::engine::client::{ChosenKey, GenerateKeyRequest, duration_string};
 use crate::engine::error::{Error, Result};
-use crate::engine::key_owner;
+use crate::engine::key_owner::{self, KeyOwner};
 use crate::engine::key_settings::{self, Wanted};
 use crate::engine::role_team::{self, RoleLimits};
-use crate::engine::{MountState, layout, stamps};
+use crate::engine::stamps::{self, Stamps};
+use crate::engine::{MountState, layout};
 use crate::framework::{
     DefaultValue, Field, FieldData, FieldType, Operation, Path, Request, Response, Storage,
     existence_check, handler,
@@ -158,6 +160,14 @@ static FIELDS: &[Field] = &[
 
 static LIST_FIELDS: &[Field] = &[];
 
+/// The fields of `names`, as roles define them: static roles shape their key with the same ones.
+pub(crate) fn shared_fields(names: &[&str]) -> Vec<Field> {
+    names
+        .iter()
+        .filter_map(|name| FIELDS.iter().find(|f| f.name == *name).copied())
+        .collect()
+}
+
 const SYNOPSIS: &str = "Manage the roles credentials are issued for.";
 const DESCRIPTION: &str = "\
 A role scopes the LiteLLM keys issued by creds/<name>: the models they may call, budget and
@@ -272,8 +282,44 @@ impl Role {
         Duration::from_secs(self.max_ttl)
     }
 
-    /// Applies the fields present in `d` (partial update), validating each.
-    fn apply(&mut self, d: &FieldData) -> Result<()> {
+    /// The `/key/generate` request for a key of this role: its typed fields, `owner`, and the
+    /// role's metadata under the engine's `stamps` (which win). The role's `key_settings` go
+    /// along separately ([`Client::generate_with`](crate::engine::client::Client::generate_with)).
+    pub fn generate_request(
+        &self,
+        key_alias: String,
+        key: Option<ChosenKey>,
+        lifetime: Duration,
+        owner: KeyOwner,
+        stamps: &Stamps<'_>,
+    ) -> GenerateKeyRequest {
+        let mut metadata: Map<String, Value> = self
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        stamps.apply(&mut metadata);
+        GenerateKeyRequest {
+            key,
+            key_alias,
+            duration: Some(duration_string(lifetime.as_secs())),
+            models: self.models.clone(),
+            max_budget: self.max_budget,
+            budget_duration: self.budget_duration.clone(),
+            tpm_limit: self.tpm_limit,
+            rpm_limit: self.rpm_limit,
+            max_parallel_requests: self.max_parallel_requests,
+            team_id: owner.team_id,
+            user_id: owner.user_id,
+            metadata,
+            key_type: Some(self.key_type.clone()),
+        }
+    }
+
+    /// Applies the fields present in `d` (partial update), validating each. Fields absent
+    /// from the path's table (a static role has no templates, team limits or TTLs) are
+    /// simply never present.
+    pub(crate) fn apply(&mut self, d: &FieldData) -> Result<()> {
         if let Some(models) = d.strings("models") {
             self.models = models.to_vec();
         }
@@ -474,6 +520,11 @@ async fn read(state: Arc<MountState>, req: Request) -> Result<Option<Response>> 
 
 async fn write(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     let name = role_name(&req.data)?;
+    if req.storage.get(&layout::static_role(name)).await?.is_some() {
+        return Err(Error::invalid(format!(
+            "name {name:?} is a static role already: a name may not be both a role and a static role"
+        )));
+    }
     let before = Role::load(&req.storage, name).await?;
     let mut role = before.clone().unwrap_or_default();
     role.apply(&req.data)?;

@@ -488,10 +488,12 @@ async fn role_alias_stems(storage: &Storage) -> Result<BTreeSet<(String, String)
 }
 
 /// Whether a listed key is one this mount issues: alias `<prefix>-<role>-<12 hex>` of one of
-/// its roles (the shape `creds/<role>` gives), stamped with this mount at issue.
+/// its roles (the shape `creds/<role>` gives), stamped with this mount at issue, and not a
+/// static role's (whose name may look like `<role>-<12 hex>`).
 fn is_ours(key: &ListedKey, stems: &BTreeSet<(String, String)>, mount_point: &str) -> bool {
     alias::issued_stem(&key.key_alias).is_some_and(|stem| stems.iter().any(|(_, s)| s == stem))
         && stamps::mount(&key.metadata) == Some(mount_point)
+        && !stamps::is_static(&key.metadata)
 }
 
 /// Aliases named by WAL entries of issues that may still be running.

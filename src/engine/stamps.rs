@@ -18,6 +18,10 @@ pub const ENTITY_ID: &str = "vault_entity_id";
 /// The display name of the caller's token.
 pub const DISPLAY_NAME: &str = "vault_display_name";
 
+/// On a static role's keys: the static role's name. Tidy leaves such keys alone (no lease
+/// accounts for them; the static role does).
+pub const STATIC_ROLE: &str = "vault_static_role";
+
 /// What one issue stamps on its key.
 pub struct Stamps<'a> {
     /// See [`ROLE`].
@@ -45,6 +49,11 @@ impl Stamps<'_> {
             metadata.insert(key.to_string(), Value::String(value.to_string()));
         }
     }
+}
+
+/// Whether a listed key belongs to a static role.
+pub fn is_static(metadata: &Map<String, Value>) -> bool {
+    metadata.contains_key(STATIC_ROLE)
 }
 
 /// The mount a listed key was stamped with, if any.

@@ -10,11 +10,13 @@ use crate::engine::error::{Error, Result};
 use crate::engine::layout;
 use crate::engine::path_config::Config;
 use crate::engine::path_roles::Role;
+use crate::engine::path_static_roles::StaticRole;
+use crate::engine::static_rotation::StaticKeys;
+use crate::engine::static_schedule::Queue;
 use crate::framework::Storage;
 use crate::framework::cache::StorageCache;
 
 /// State shared by all requests of one mount.
-#[derive(Default)]
 pub struct MountState {
     /// The LiteLLM client built from the stored config (one connection pool per mount).
     client: StorageCache<Client>,
@@ -23,6 +25,33 @@ pub struct MountState {
     /// `(team, user)` pairs known to be members, so a user's keys after the first cost no
     /// `/team/member_add`. Membership never ends while the team lives, so entries stay valid.
     members: Mutex<HashSet<(String, String)>>,
+    /// Static roles by storage key.
+    static_roles: StorageCache<Arc<StaticRole>>,
+    /// Static roles' keys by storage key.
+    static_keys: StorageCache<Arc<StaticKeys>>,
+    /// When static roles next need their key rotated or their previous key deleted.
+    pub rotations: Queue,
+    /// One lock per static role (hashed), so a request and the schedule never rotate the same
+    /// role at once.
+    static_locks: [Arc<tokio::sync::Mutex<()>>; STATIC_LOCKS],
+}
+
+/// Locks shared by all static roles (as Vault's locksutil): enough that unrelated roles rarely
+/// wait for each other.
+const STATIC_LOCKS: usize = 64;
+
+impl Default for MountState {
+    fn default() -> MountState {
+        MountState {
+            client: StorageCache::default(),
+            roles: StorageCache::default(),
+            members: Mutex::default(),
+            static_roles: StorageCache::default(),
+            static_keys: StorageCache::default(),
+            rotations: Queue::default(),
+            static_locks: std::array::from_fn(|_| Arc::default()),
+        }
+    }
 }
 
 impl MountState {
@@ -49,6 +78,41 @@ impl MountState {
                 Ok(Role::load(storage, name).await?.map(Arc::new))
             })
             .await
+    }
+
+    /// Static role `name`, `None` when it does not exist.
+    pub async fn static_role(
+        &self,
+        storage: &Storage,
+        name: &str,
+    ) -> Result<Option<Arc<StaticRole>>> {
+        self.static_roles
+            .get_or_load(&layout::static_role(name), || async {
+                Ok(StaticRole::load(storage, name).await?.map(Arc::new))
+            })
+            .await
+    }
+
+    /// Static role `name`'s keys, `None` when it has none.
+    pub async fn static_keys(
+        &self,
+        storage: &Storage,
+        name: &str,
+    ) -> Result<Option<Arc<StaticKeys>>> {
+        self.static_keys
+            .get_or_load(&layout::static_keys(name), || async {
+                Ok(StaticKeys::load(storage, name).await?.map(Arc::new))
+            })
+            .await
+    }
+
+    /// The lock of static role `name`.
+    pub fn static_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut hasher);
+        let slot = usize::try_from(hasher.finish() % STATIC_LOCKS as u64).unwrap_or(0);
+        self.static_locks[slot].clone()
     }
 
     /// Makes `user_id` a member of team `team_id` unless this process knows it is one.
@@ -78,6 +142,11 @@ impl MountState {
             self.client.invalidate(key);
         } else if key.starts_with(layout::ROLES) {
             self.roles.invalidate(key);
+        } else if key.starts_with(layout::STATIC_ROLES) {
+            self.static_roles.invalidate(key);
+            self.rotations.stale();
+        } else if key.starts_with(layout::STATIC_KEYS) {
+            self.static_keys.invalidate(key);
         }
     }
 }

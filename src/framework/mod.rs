@@ -290,6 +290,39 @@ where
     })
 }
 
+/// Work run every [`every`](Ticker::every) while a backend is mounted, on the active node only:
+/// what a Go plugin starts as a goroutine from its `InitializeFunc` (the database engine's 5 s
+/// static-rotation queue), for schedules finer than the host's one-minute rollback tick.
+pub struct Ticker<S> {
+    /// How often it runs.
+    pub every: Duration,
+    /// What it runs. Errors are logged; the next tick comes all the same.
+    pub run: Periodic<S>,
+}
+
+/// One tick of a [`Ticker`]: skipped on a standby, whose storage is a read-only replica and
+/// whose side effects would race the active node's.
+async fn tick<S>(
+    state: &Arc<S>,
+    run: &Periodic<S>,
+    clock: &Clock,
+    storage: &Storage,
+    system: &SystemView,
+) {
+    match system.is_standby().await {
+        Ok(false) => {}
+        Ok(true) => return,
+        Err(e) => {
+            tracing::debug!(error = %e, "ticker could not tell whether this node is active; skipped");
+            return;
+        }
+    }
+    let request = Request::internal("", storage, system, clock.now());
+    if let Err(e) = run(state.clone(), request).await {
+        tracing::warn!(error = %e, "ticker work failed; the next tick retries");
+    }
+}
+
 /// A secrets engine: its path table, secret types and hooks, around the plugin's own state `S`.
 pub struct Backend<S> {
     state: Arc<S>,
@@ -311,6 +344,19 @@ pub struct Backend<S> {
     pub periodic: Option<Periodic<S>>,
     /// Where requests read the time.
     pub clock: Clock,
+    /// Runs on its own schedule once the host has initialized the backend ([`Backend::start`]).
+    pub ticker: Option<Ticker<S>>,
+    ticker_task: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl<S> Drop for Backend<S> {
+    fn drop(&mut self) {
+        if let Ok(mut task) = self.ticker_task.lock()
+            && let Some(task) = task.take()
+        {
+            task.abort();
+        }
+    }
 }
 
 impl<S: Send + Sync + 'static> Backend<S> {
@@ -327,6 +373,45 @@ impl<S: Send + Sync + 'static> Backend<S> {
             invalidate: None,
             periodic: None,
             clock: Clock::system(),
+            ticker: None,
+            ticker_task: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Starts the [`ticker`](Backend::ticker), once: the host calls `Initialize` when storage
+    /// becomes usable (after `Setup`, and again after a crashed plugin is restarted). It stops
+    /// when the backend is dropped (`Cleanup`, unmount).
+    pub fn start(&self, storage: Storage, system: SystemView) {
+        let Some(ticker) = &self.ticker else {
+            return;
+        };
+        let Ok(mut task) = self.ticker_task.lock() else {
+            return;
+        };
+        if task.is_some() {
+            return;
+        }
+        let (state, run, clock, every) = (
+            self.state.clone(),
+            ticker.run.clone(),
+            self.clock.clone(),
+            ticker.every,
+        );
+        let handle = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                tick(&state, &run, &clock, &storage, &system).await;
+            }
+        });
+        *task = Some(handle.abort_handle());
+    }
+
+    /// Runs the ticker's work once now, as the ticker would (tests drive time themselves).
+    pub async fn tick(&self, storage: &Storage, system: &SystemView) {
+        if let Some(ticker) = &self.ticker {
+            tick(&self.state, &ticker.run, &self.clock, storage, system).await;
         }
     }
 

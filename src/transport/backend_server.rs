@@ -238,7 +238,11 @@ impl<S: Send + Sync + 'static> BackendRpc for BackendService<S> {
         &self,
         request: Request<pb::InitializeArgs>,
     ) -> Result<Response<pb::InitializeReply>, Status> {
-        self.instance(&request)?;
+        let instance = self.instance(&request)?;
+        // Storage is usable from here on (not during Setup).
+        instance
+            .backend
+            .start(instance.storage.clone(), instance.system.clone());
         Ok(Response::new(pb::InitializeReply { err: None }))
     }
 

@@ -28,6 +28,7 @@ mod identity_groups;
 mod key_settings;
 mod models;
 mod standby;
+mod static_roles;
 mod teams;
 mod tidy;
 

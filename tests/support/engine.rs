@@ -86,6 +86,11 @@ impl Node<'_> {
             .await
     }
 
+    /// One tick of the mount's ticker (static rotations), on this node.
+    pub async fn run_ticker(&self) {
+        self.backend.tick(&self.storage, &self.system).await;
+    }
+
     /// The engine this node is beside.
     pub fn beside(&self) -> &Engine {
         self.engine
@@ -146,6 +151,12 @@ impl Engine {
             system,
             litellm,
         }
+    }
+
+    /// One tick of the mount's ticker (static rotations), as the running plugin does every few
+    /// seconds.
+    pub async fn run_ticker(&self) {
+        self.backend.tick(&self.storage, &self.system).await;
     }
 
     /// The engine's time.

@@ -478,6 +478,23 @@ impl Client {
         })
     }
 
+    /// Changes a key (`POST /key/update`): `fields` as given (e.g. `key_alias`, `duration`,
+    /// `metadata`, limits), next to `key`. A key that no longer exists gives a 404
+    /// ([`ApiError::is_not_found`]).
+    pub async fn update_key(
+        &self,
+        token_hash: &str,
+        mut fields: Map<String, Value>,
+    ) -> Result<(), ApiError> {
+        fields.insert("key".into(), Value::String(token_hash.to_string()));
+        let rb = self
+            .request(Method::POST, &self.inner.urls.update)
+            .json(&fields);
+        let (status, body) = self.exchange(OP_UPDATE, rb, Retry::Once).await?;
+        self.expect_success::<serde::de::IgnoredAny>(OP_UPDATE, status, &body)?;
+        Ok(())
+    }
+
     /// Renames a key (`POST /key/update` with only `key_alias`, so nothing else changes).
     /// LiteLLM refuses an alias another live key has with a 400.
     pub async fn set_alias(&self, token_hash: &str, alias: &str) -> Result<(), ApiError> {

@@ -71,6 +71,11 @@ impl ChosenKey {
         Some(ChosenKey(format!("sk-{}", URL_SAFE_NO_PAD.encode(bytes))))
     }
 
+    /// The secret itself, for a static role that must store it before the key exists.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
     /// The hash LiteLLM will store the key under (see [`token_hash`]).
     pub fn token(&self) -> String {
         token_hash(&self.0)

@@ -461,6 +461,7 @@ impl FakeLiteLlm {
                 FaultSlot {
                     fault,
                     remaining: None,
+                    skip: 0,
                 },
             );
         }
@@ -477,9 +478,22 @@ impl FakeLiteLlm {
                 FaultSlot {
                     fault,
                     remaining: Some(n),
+                    skip: 0,
                 },
             );
         }
+    }
+
+    /// Lets the next `skip` requests of `op` through, then applies `fault` to one.
+    pub fn fail_after(&self, op: Op, skip: u32, fault: Fault) {
+        self.shared.faults().insert(
+            op,
+            FaultSlot {
+                fault,
+                remaining: Some(1),
+                skip,
+            },
+        );
     }
 
     /// Removes every fault.

@@ -92,6 +92,8 @@ impl Db {
 pub(crate) struct FaultSlot {
     pub(crate) fault: Fault,
     pub(crate) remaining: Option<u32>,
+    /// Requests let through untouched before the fault applies.
+    pub(crate) skip: u32,
 }
 
 impl Shared {
@@ -150,6 +152,10 @@ impl Shared {
         let Some(slot) = faults.get_mut(&slot_op) else {
             return Fault::None;
         };
+        if slot.skip > 0 {
+            slot.skip -= 1;
+            return Fault::None;
+        }
         let fault = slot.fault.clone();
         if let Some(n) = slot.remaining.as_mut() {
             *n = n.saturating_sub(1);
