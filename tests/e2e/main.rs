@@ -34,6 +34,7 @@ mod platform;
 mod reliability;
 mod rotate_root;
 mod soak;
+mod static_roles;
 mod tidy;
 mod transport;
 

@@ -327,7 +327,14 @@ impl DevServer {
     /// With `persistent` storage it is unsealed and keeps all state (mounts, leases, plugin
     /// catalog); in dev mode the new server starts empty. The port is kept when still free.
     pub fn restart(&mut self) {
+        self.restart_after(Duration::ZERO);
+    }
+
+    /// [`DevServer::restart`], with the server down for `pause` in between (e.g. across the
+    /// time something was due).
+    pub fn restart_after(&mut self, pause: Duration) {
         self.shutdown_processes();
+        std::thread::sleep(pause);
         self.launch(false);
     }
 
