@@ -291,6 +291,10 @@ impl Api {
     async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
         self.call(reqwest::Method::POST, path, Some(&body)).await
     }
+
+    async fn delete(&self, path: &str) -> Result<Value, String> {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
 }
 
 /// CPU time of a process, in seconds: the sum over its threads of the nanosecond counter in
@@ -694,6 +698,37 @@ async fn main() {
         json!({"plain": plain.json(), "limited": limited.json(), "extra_p50_ms": round(extra),
                "member_add_calls": fake.requests(Op::MemberAdd)}),
     );
+
+    // static-creds against a cached role read, alternating, at one client: both are served
+    // from the plugin's caches with no host or LiteLLM call.
+    api.post(
+        "litellm/static-roles/bench-static",
+        json!({"models": "fake-gpt", "rotation_period": "24h"}),
+    )
+    .await
+    .expect("static role");
+    let (mut role_reads, mut static_reads) = (Samples::default(), Samples::default());
+    for _ in 0..ROUNDS {
+        role_reads.add(reads(&api, "litellm/roles/bench", 1, per_round).await);
+        static_reads.add(reads(&api, "litellm/static-creds/bench-static", 1, per_round).await);
+    }
+    let (role_reads, static_reads) = (role_reads.stats(), static_reads.stats());
+    let static_extra = static_reads.p50_ms - role_reads.p50_ms;
+    table.push((
+        "static-creds read / cached role read @1".into(),
+        format!(
+            "p50 {:.2} / {:.2} ms ({static_extra:+.2} ms), errors {}",
+            static_reads.p50_ms, role_reads.p50_ms, static_reads.errors
+        ),
+    ));
+    report.insert(
+        "static_creds".into(),
+        json!({"static_creds": static_reads.json(), "role_read": role_reads.json(),
+               "extra_p50_ms": round(static_extra)}),
+    );
+    api.delete("litellm/static-roles/bench-static")
+        .await
+        .expect("static role delete");
 
     // Issue/revoke cycles at 32 clients: errors, keys left, RSS growth.
     let (cycle_issue, cycle_revoke) = creds_and_revoke(&api, "litellm", 32, plan.cycles).await;
