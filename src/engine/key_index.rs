@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::layout::{INDEX_SINCE, KEY_INDEX};
+use crate::engine::schema;
 use crate::framework::{Storage, StorageError};
 
 /// What the index remembers about one key. The key itself is never stored.
@@ -62,9 +63,7 @@ pub async fn put(
     token_id: &str,
     entry: &IndexEntry,
 ) -> Result<(), StorageError> {
-    storage
-        .put_json(&storage_key(token_id)?, entry, false)
-        .await
+    schema::store(storage, &storage_key(token_id)?, entry, false).await
 }
 
 /// Forgets a key (it was deleted in LiteLLM). Forgetting an unknown key succeeds.
@@ -74,7 +73,7 @@ pub async fn remove(storage: &Storage, token_id: &str) -> Result<(), StorageErro
 
 /// The entry of a key, if indexed.
 pub async fn get(storage: &Storage, token_id: &str) -> Result<Option<IndexEntry>, StorageError> {
-    storage.get_json(&storage_key(token_id)?).await
+    schema::load(storage, &storage_key(token_id)?).await
 }
 
 /// Whether a key is indexed.
@@ -98,22 +97,21 @@ pub async fn mark_start(storage: &Storage, now: SystemTime) -> Result<SystemTime
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
-    storage
-        .put_json(
-            INDEX_SINCE,
-            &Since {
-                unix_millis: millis,
-            },
-            false,
-        )
-        .await?;
+    schema::store(
+        storage,
+        INDEX_SINCE,
+        &Since {
+            unix_millis: millis,
+        },
+        false,
+    )
+    .await?;
     Ok(now)
 }
 
 /// When this mount started indexing, if it has.
 pub async fn started(storage: &Storage) -> Result<Option<SystemTime>, StorageError> {
-    Ok(storage
-        .get_json::<Since>(INDEX_SINCE)
+    Ok(schema::load::<Since>(storage, INDEX_SINCE)
         .await?
         .map(|s| UNIX_EPOCH + Duration::from_millis(s.unix_millis)))
 }

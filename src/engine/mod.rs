@@ -13,6 +13,7 @@
 //!   without a lease, rotated by [`static_rotation`] on the [`static_schedule`] (timing:
 //!   [`rotation_schedule`]) or at once by [`path_rotate_role`].
 //! - [`path_tidy`]: `tidy` and `config/auto-tidy`, deleting keys no lease accounts for.
+//! - [`layout`]: every storage key; [`schema`]: the version every entry carries.
 //! - [`client`]: LiteLLM's key API.
 
 pub(crate) mod alias;
@@ -35,6 +36,7 @@ pub(crate) mod path_tidy;
 pub(crate) mod path_usage;
 pub(crate) mod role_team;
 pub(crate) mod rotation_schedule;
+pub(crate) mod schema;
 pub(crate) mod secret_key;
 pub(crate) mod stamps;
 mod state;

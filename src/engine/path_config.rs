@@ -13,6 +13,7 @@ use crate::engine::MountState;
 use crate::engine::client::{Client, ClientConfig, DEFAULT_REQUEST_TIMEOUT, validate_base_url};
 use crate::engine::error::{Error, Result};
 use crate::engine::layout::CONFIG;
+use crate::engine::schema;
 use crate::framework::{
     DefaultValue, Field, FieldType, Operation, Path, Request, Response, Storage, existence_check,
     handler,
@@ -87,7 +88,7 @@ impl std::fmt::Debug for Config {
 impl Config {
     /// Loads the config, `None` when the mount is unconfigured.
     pub async fn load(storage: &Storage) -> Result<Option<Config>> {
-        Ok(storage.get_json(CONFIG).await?)
+        Ok(schema::load(storage, CONFIG).await?)
     }
 
     /// The client settings for this config.
@@ -187,7 +188,7 @@ async fn write(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
             )
         })?;
     }
-    req.storage.put_json(CONFIG, &config, true).await?;
+    schema::store(&req.storage, CONFIG, &config, true).await?;
     state.invalidate(CONFIG);
     // No key is issued before the first config write, and every key issued by this version is
     // indexed: tidy may judge the keys created from here on.

@@ -13,6 +13,7 @@ use crate::engine::error::{Error, Result};
 use crate::engine::key_owner::{self, KeyOwner};
 use crate::engine::key_settings::{self, Wanted};
 use crate::engine::role_team::{self, RoleLimits};
+use crate::engine::schema;
 use crate::engine::stamps::{self, Stamps};
 use crate::engine::{MountState, layout};
 use crate::framework::{
@@ -269,7 +270,7 @@ impl Default for Role {
 impl Role {
     /// Loads role `name`.
     pub async fn load(storage: &Storage, name: &str) -> Result<Option<Role>> {
-        Ok(storage.get_json(&layout::role(name)).await?)
+        Ok(schema::load(storage, &layout::role(name)).await?)
     }
 
     /// The lease TTL.

@@ -36,6 +36,7 @@ use crate::engine::client::{
 use crate::engine::error::{Error, Result};
 use crate::engine::layout;
 use crate::engine::path_config::Config;
+use crate::engine::schema;
 use crate::framework::{Field, Operation, Path, Request, Response, WalEntry, handler, wal};
 
 static FIELDS: &[Field] = &[];
@@ -144,7 +145,7 @@ async fn rotate(state: Arc<MountState>, req: Request) -> Result<Option<Response>
         }
         Err(e) => return Err(discarded.because(e).await),
     }
-    if let Err(e) = req.storage.put_json(layout::CONFIG, &next, true).await {
+    if let Err(e) = schema::store(&req.storage, layout::CONFIG, &next, true).await {
         return Err(discarded.because(e.into()).await);
     }
     state.invalidate(layout::CONFIG);

@@ -16,6 +16,7 @@ use crate::engine::error::{Error, Result};
 use crate::engine::key_settings::{self, Wanted};
 use crate::engine::path_roles::{self, Role};
 use crate::engine::rotation_schedule::Rotation;
+use crate::engine::schema;
 use crate::engine::static_rotation::{self, StaticKeys, Superseded};
 use crate::engine::{MountState, alias, layout, static_schedule};
 use crate::framework::{
@@ -116,7 +117,7 @@ pub struct StaticRole {
 impl StaticRole {
     /// Loads static role `name`.
     pub async fn load(storage: &crate::framework::Storage, name: &str) -> Result<Option<Self>> {
-        Ok(storage.get_json(&layout::static_role(name)).await?)
+        Ok(schema::load(storage, &layout::static_role(name)).await?)
     }
 
     /// The grace period.
@@ -336,7 +337,7 @@ async fn create(
     };
     // Stored first: nothing changes in LiteLLM before a storage write of this request.
     let key = layout::static_role(name);
-    req.storage.put_json(&key, role, false).await?;
+    schema::store(&req.storage, &key, role, false).await?;
     let rotated = static_rotation::Rotation {
         client,
         storage: &req.storage,
@@ -383,7 +384,7 @@ async fn update(
         ));
     }
     let key = layout::static_role(name);
-    req.storage.put_json(&key, role, false).await?;
+    schema::store(&req.storage, &key, role, false).await?;
     let Some(keys) = StaticKeys::load(&req.storage, name).await? else {
         // Its create is still finishing (or never did: the schedule removes it).
         return Ok(());
@@ -394,7 +395,7 @@ async fn update(
     if changed
         && let Err(e) = static_rotation::apply_settings(client, name, role, &keys, req.now).await
     {
-        req.storage.put_json(&key, before, false).await?;
+        schema::store(&req.storage, &key, before, false).await?;
         return Err(e);
     }
     state

@@ -48,6 +48,7 @@ use crate::engine::key_index;
 use crate::engine::layout;
 use crate::engine::path_config::Config;
 use crate::engine::path_roles::Role;
+use crate::engine::schema;
 use crate::engine::secret_key::{self, IssueWal};
 use crate::engine::{self, MountState};
 use crate::engine::{alias, stamps};
@@ -164,9 +165,7 @@ pub async fn run(
     }
     // A storage write before any LiteLLM call: on an HA standby it fails, the host forwards the
     // request, and only the active node (whose index is current) judges and deletes keys.
-    storage
-        .put_json(layout::LAST_TIDY, &LastRun::at(now), false)
-        .await?;
+    schema::store(storage, layout::LAST_TIDY, &LastRun::at(now), false).await?;
     // Keys created from now on are all indexed; older ones may predate the index.
     let index_since = key_index::mark_start(storage, now).await?;
     let stems = role_alias_stems(storage).await?;
@@ -361,8 +360,7 @@ impl Default for AutoTidy {
 impl AutoTidy {
     /// The stored settings, or the defaults (disabled).
     pub async fn load(storage: &Storage) -> Result<AutoTidy> {
-        Ok(storage
-            .get_json(layout::AUTO_TIDY)
+        Ok(schema::load(storage, layout::AUTO_TIDY)
             .await?
             .unwrap_or_default())
     }
@@ -386,8 +384,7 @@ impl LastRun {
 }
 
 async fn last_auto_tidy(storage: &Storage) -> Result<Option<SystemTime>> {
-    Ok(storage
-        .get_json::<LastRun>(layout::LAST_AUTO_TIDY)
+    Ok(schema::load::<LastRun>(storage, layout::LAST_AUTO_TIDY)
         .await?
         .map(|l| SystemTime::UNIX_EPOCH + Duration::from_secs(l.unix_secs)))
 }
@@ -421,9 +418,7 @@ async fn write_auto_tidy(_: Arc<MountState>, req: Request) -> Result<Option<Resp
     if req.data.is_set("safety_buffer") {
         settings.safety_buffer = safety_buffer(&req)?.as_secs();
     }
-    req.storage
-        .put_json(layout::AUTO_TIDY, &settings, false)
-        .await?;
+    schema::store(&req.storage, layout::AUTO_TIDY, &settings, false).await?;
     Ok(None)
 }
 
@@ -463,9 +458,13 @@ async fn auto_tidy(state: &MountState, req: &Request) -> Result<()> {
     }
     // Recorded before running, so a failing tidy waits for the next interval instead of
     // retrying (and logging) every minute.
-    req.storage
-        .put_json(layout::LAST_AUTO_TIDY, &LastRun::at(now), false)
-        .await?;
+    schema::store(
+        &req.storage,
+        layout::LAST_AUTO_TIDY,
+        &LastRun::at(now),
+        false,
+    )
+    .await?;
     let options = TidyOptions {
         dry_run: false,
         safety_buffer: Duration::from_secs(settings.safety_buffer),

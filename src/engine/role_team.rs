@@ -29,6 +29,7 @@ use crate::engine::client::{Client, TeamLimits};
 use crate::engine::error::{Error, Result};
 use crate::engine::layout;
 use crate::engine::path_roles::Role;
+use crate::engine::schema;
 use crate::engine::stamps;
 use crate::framework::{FieldData, Request, Storage, WalEntry, wal};
 
@@ -210,14 +211,14 @@ pub async fn store(
     let key = layout::role(name);
     let owned = before.and_then(|b| b.team.clone());
     match (owned, role.limits.any()) {
-        (None, false) => Ok(req.storage.put_json(&key, &role, false).await?),
+        (None, false) => Ok(schema::store(&req.storage, &key, &role, false).await?),
         (None, true) => {
             let client = client.ok_or(Error::NotConfigured)?;
             let team_id = alias::team(name);
             let wal_id = create(client, req, name, &team_id, &role).await?;
             role.team = Some(team_id);
             // Should this fail, the WAL entry stays and rollback deletes the team no role names.
-            req.storage.put_json(&key, &role, false).await?;
+            schema::store(&req.storage, &key, &role, false).await?;
             // The role names the team now; a WAL entry left behind is harmless (rollback finds
             // the role naming the team and keeps it).
             if let Err(e) = wal::delete(&req.storage, &wal_id).await {
@@ -227,7 +228,7 @@ pub async fn store(
         }
         (Some(team_id), true) => {
             role.team = Some(team_id.clone());
-            req.storage.put_json(&key, &role, false).await?;
+            schema::store(&req.storage, &key, &role, false).await?;
             let client = client.ok_or(Error::NotConfigured)?;
             client
                 .update_team(&team_id, &role.limits.team_limits(&role.models))
@@ -243,7 +244,7 @@ pub async fn store(
         (Some(team_id), false) => {
             role.team = None;
             retire(&req.storage, name, &team_id, req.now).await?;
-            Ok(req.storage.put_json(&key, &role, false).await?)
+            Ok(schema::store(&req.storage, &key, &role, false).await?)
         }
     }
 }
@@ -258,9 +259,7 @@ pub async fn retire(storage: &Storage, name: &str, team_id: &str, now: SystemTim
             .map(|d| d.as_secs())
             .unwrap_or(0),
     };
-    Ok(storage
-        .put_json(&layout::retired_team(team_id), &retired, false)
-        .await?)
+    Ok(schema::store(storage, &layout::retired_team(team_id), &retired, false).await?)
 }
 
 /// The WAL entry, then `/team/new`; returns the WAL entry's id. On failure the team is deleted

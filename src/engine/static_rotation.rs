@@ -31,6 +31,7 @@ use crate::engine::error::{Error, Result};
 use crate::engine::key_owner::KeyOwner;
 use crate::engine::layout;
 use crate::engine::path_static_roles::StaticRole;
+use crate::engine::schema;
 use crate::engine::stamps::{self, Stamps};
 use crate::engine::{alias, secret_key};
 use crate::framework::{Storage, wal};
@@ -93,13 +94,11 @@ impl fmt::Debug for StaticKeys {
 impl StaticKeys {
     /// The keys of static role `name`.
     pub async fn load(storage: &Storage, name: &str) -> Result<Option<StaticKeys>> {
-        Ok(storage.get_json(&layout::static_keys(name)).await?)
+        Ok(schema::load(storage, &layout::static_keys(name)).await?)
     }
 
     async fn store(&self, storage: &Storage, name: &str) -> Result<()> {
-        Ok(storage
-            .put_json(&layout::static_keys(name), self, true)
-            .await?)
+        Ok(schema::store(storage, &layout::static_keys(name), self, true).await?)
     }
 }
 
