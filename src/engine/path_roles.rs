@@ -317,6 +317,28 @@ impl Role {
         }
     }
 
+    /// How reads show what a key of the role is made with (roles and static roles alike).
+    pub fn key_fields_json(&self) -> Map<String, Value> {
+        let fields = json!({
+            "models": self.models,
+            "max_budget": self.max_budget,
+            "budget_duration": self.budget_duration,
+            "tpm_limit": self.tpm_limit,
+            "rpm_limit": self.rpm_limit,
+            "max_parallel_requests": self.max_parallel_requests,
+            "team_id": self.team_id,
+            "user_id": self.user_id,
+            "metadata": self.metadata,
+            "key_alias_prefix": self.key_alias_prefix,
+            "key_type": self.key_type,
+            "key_settings": self.key_settings,
+        });
+        match fields {
+            Value::Object(fields) => fields,
+            _ => Map::new(),
+        }
+    }
+
     /// Applies the fields present in `d` (partial update), validating each. Fields absent
     /// from the path's table (a static role has no templates, team limits or TTLs) are
     /// simply never present.
@@ -494,29 +516,18 @@ async fn read(state: Arc<MountState>, req: Request) -> Result<Option<Response>> 
     let Some(role) = state.role(&req.storage, name).await? else {
         return Ok(None);
     };
-    let mut data = json!({
-        "models": role.models,
-        "max_budget": role.max_budget,
-        "budget_duration": role.budget_duration,
-        "tpm_limit": role.tpm_limit,
-        "rpm_limit": role.rpm_limit,
-        "max_parallel_requests": role.max_parallel_requests,
-        "team_id": role.team_id,
-        "user_id": role.user_id,
-        "team_id_template": role.team_id_template,
-        "user_id_template": role.user_id_template,
-        "metadata": role.metadata,
-        "key_alias_prefix": role.key_alias_prefix,
-        "key_type": role.key_type,
-        "key_settings": role.key_settings,
-        "ttl": role.ttl,
-        "max_ttl": role.max_ttl,
-    });
-    if let Some(data) = data.as_object_mut() {
-        data.extend(role.limits.to_json());
-        data.insert("role_team_id".into(), json!(role.team));
+    let mut data = role.key_fields_json();
+    for (name, value) in [
+        ("team_id_template", json!(role.team_id_template)),
+        ("user_id_template", json!(role.user_id_template)),
+        ("ttl", json!(role.ttl)),
+        ("max_ttl", json!(role.max_ttl)),
+        ("role_team_id", json!(role.team)),
+    ] {
+        data.insert(name.into(), value);
     }
-    Ok(Some(Response::data(data)))
+    data.extend(role.limits.to_json());
+    Ok(Some(Response::data(Value::Object(data))))
 }
 
 async fn write(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {

@@ -220,36 +220,20 @@ async fn read(state: Arc<MountState>, req: Request) -> Result<Option<Response>> 
         return Ok(None);
     };
     let keys = state.static_keys(&req.storage, name).await?;
-    let key = &role.key;
-    let mut data = json!({
-        "models": key.models,
-        "max_budget": key.max_budget,
-        "budget_duration": key.budget_duration,
-        "tpm_limit": key.tpm_limit,
-        "rpm_limit": key.rpm_limit,
-        "max_parallel_requests": key.max_parallel_requests,
-        "team_id": key.team_id,
-        "user_id": key.user_id,
-        "metadata": key.metadata,
-        "key_alias_prefix": key.key_alias_prefix,
-        "key_type": key.key_type,
-        "key_settings": key.key_settings,
-        "key_alias": role.key_alias,
-        "grace_period": role.grace_period,
-    });
-    if let Some(data) = data.as_object_mut() {
-        data.extend(role.rotation.to_json());
-        if let Some(keys) = keys {
-            let next = role.next_rotation(keys.last_vault_rotation, req.now);
-            data.insert("token_id".into(), json!(keys.current.token_id));
-            data.insert(
-                "last_vault_rotation".into(),
-                json!(rfc3339(keys.last_vault_rotation)),
-            );
-            data.insert("next_vault_rotation".into(), json!(rfc3339(next)));
-        }
+    let mut data = role.key.key_fields_json();
+    data.insert("key_alias".into(), json!(role.key_alias));
+    data.insert("grace_period".into(), json!(role.grace_period));
+    data.extend(role.rotation.to_json());
+    if let Some(keys) = keys {
+        let next = role.next_rotation(keys.last_vault_rotation, req.now);
+        data.insert("token_id".into(), json!(keys.current.token_id));
+        data.insert(
+            "last_vault_rotation".into(),
+            rfc3339(keys.last_vault_rotation),
+        );
+        data.insert("next_vault_rotation".into(), rfc3339(next));
     }
-    Ok(Some(Response::data(data)))
+    Ok(Some(Response::data(Value::Object(data))))
 }
 
 async fn write(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {

@@ -567,9 +567,10 @@ fn ha_cluster_scenarios_against_the_real_litellm() {
     let role = unique("ha");
     let short_role = unique("hashort");
     let held_role = unique("hacrash");
+    let static_role = unique("hastatic");
     let _cleanup = Cleanup {
         admin: admin.clone(),
-        stems: [&role, &short_role, &held_role]
+        stems: [&role, &short_role, &held_role, &static_role]
             .iter()
             .map(|r| format!("vault-{r}"))
             .collect(),
@@ -633,6 +634,10 @@ fn ha_cluster_scenarios_against_the_real_litellm() {
             step_down_then_expiry(&ha);
             ha.check_invariants("(c)", &[]);
         },
+    );
+    scenarios.run(
+        "(h) a static role through standbys and across a step-down",
+        || static_role_across_nodes(&ha, &static_role),
     );
     let mut crash: Option<Crash> = None;
     scenarios.run("(f1) plugin SIGKILLed mid-issue on the active node", || {
@@ -1046,6 +1051,92 @@ fn step_down_then_expiry(ha: &Ha) {
         ha.cluster.node_id(new),
         expired_after.as_secs_f64()
     ));
+}
+
+// === (h) ======================================================================================
+
+/// A static role written and rotated through standbys (forwarded: only the active node changes
+/// LiteLLM), read on every node, then rotated on schedule by the node that became active after
+/// a step-down; one key under the alias at the end, none after the delete.
+fn static_role_across_nodes(ha: &Ha, name: &str) {
+    let alias = format!("vault-{name}");
+    let path = format!("litellm/static-roles/{name}");
+    let creds_path = format!("litellm/static-creds/{name}");
+    let standby = (ha.cluster.active() + 1) % NODES;
+    ha.client(standby).http_ok(
+        "PUT",
+        &path,
+        Some(&json!({"rotation_period": "1m", "grace_period": "5s", "models": "fake-gpt"})),
+    );
+    let read_on = |i: usize| -> Option<Value> {
+        let (status, body) = ha.client(i).http("GET", &creds_path, None);
+        (status == 200).then(|| body["data"].clone())
+    };
+    let all_serve = |token: &Value| -> bool {
+        (0..NODES).all(|i| read_on(i).is_some_and(|d| d["token_id"] == *token))
+    };
+    let first = read_on(ha.cluster.active()).expect("static-creds on the active node");
+    let deadline = Instant::now() + patient(Duration::from_secs(5));
+    while !all_serve(&first["token_id"]) {
+        assert!(Instant::now() < deadline, "every node serves the same key");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // rotate-role through a standby.
+    ha.client(standby)
+        .http_ok("PUT", &format!("litellm/rotate-role/{name}"), None);
+    let second = read_on(ha.cluster.active()).expect("static-creds after rotate-role");
+    assert_ne!(second["token_id"], first["token_id"]);
+    let deadline = Instant::now() + patient(Duration::from_secs(5));
+    while !all_serve(&second["token_id"]) {
+        assert!(
+            Instant::now() < deadline,
+            "every node serves the rotated key"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A leader change; the new active node's queue rotates on schedule.
+    let old = ha.cluster.active();
+    ha.cluster.step_down(old);
+    let new = ha.cluster.wait_new_active(old, Duration::from_secs(30));
+    let stepped = Instant::now();
+    let deadline = stepped + patient(Duration::from_secs(100));
+    let third = loop {
+        if let Some(d) = read_on(new).filter(|d| d["token_id"] != second["token_id"]) {
+            break d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scheduled rotation on the new active node {}",
+            ha.cluster.node_id(new)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    ha.figure(format!(
+        "(h) static role: rotated on schedule by {} {:.1} s after the step-down of {} (its rotation was due {} s after rotate-role)",
+        ha.cluster.node_id(new),
+        stepped.elapsed().as_secs_f64(),
+        ha.cluster.node_id(old),
+        second["ttl"]
+    ));
+    let deadline = Instant::now() + patient(Duration::from_secs(30));
+    loop {
+        let keys = block_on(ha.admin.list_aliases(&alias)).expect("listing the static keys");
+        let stable: Vec<_> = keys.iter().filter(|k| k.key_alias == alias).collect();
+        if keys.len() == 1
+            && stable.len() == 1
+            && Some(stable[0].token.as_str()) == third["token_id"].as_str()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "one key under {alias} after the grace period: {keys:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    ha.client(standby).http_ok("DELETE", &path, None);
+    let left = block_on(ha.admin.list_aliases(&alias)).expect("listing the static keys");
+    assert!(left.is_empty(), "the delete left {left:?}");
 }
 
 // === (f) ======================================================================================

@@ -25,6 +25,14 @@ async fn static_engine(settings: Value) -> Engine {
     engine
 }
 
+async fn static_role_exists(engine: &Engine) -> bool {
+    engine
+        .call("read", "static-roles/ci", json!({}))
+        .await
+        .expect("reading static-roles/ci")
+        .is_some()
+}
+
 async fn creds(engine: &Engine) -> Value {
     engine.data("read", "static-creds/ci", json!({})).await
 }
@@ -282,13 +290,7 @@ async fn adopt_takes_over_a_live_key_with_the_alias_and_retires_it_after_the_gra
         .await
         .expect_err("the alias is taken");
     assert!(refused.to_string().contains("adopt=true"), "{refused}");
-    assert!(
-        engine
-            .call("read", "static-roles/ci", json!({}))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(!static_role_exists(&engine).await);
     engine
         .call(
             "update",
@@ -328,13 +330,7 @@ async fn a_failed_create_leaves_nothing_and_names_are_either_roles_or_static_rol
         .await
         .expect_err("LiteLLM refuses");
     assert!(err.to_string().contains("LiteLLM"), "{err}");
-    assert!(
-        engine
-            .call("read", "static-roles/ci", json!({}))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(!static_role_exists(&engine).await);
     assert!(engine.wal_ids().await.is_empty());
     assert!(live_aliases(&engine).is_empty());
 
