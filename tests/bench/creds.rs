@@ -30,6 +30,7 @@
 #[allow(dead_code)]
 #[path = "../support/bao/mod.rs"]
 mod bao;
+mod cluster;
 #[path = "../support/fake_litellm/mod.rs"]
 mod fake_litellm;
 
@@ -606,6 +607,7 @@ async fn main() {
 
     let mut rss_load = rss_idle;
     let mut results = Map::new();
+    let mut single_creds_32 = None;
     for clients in CONCURRENCY {
         let run = Comparison::run(
             &api,
@@ -617,6 +619,9 @@ async fn main() {
         )
         .await;
         rss_load = rss_load.max(rss_mib(plugin_pid));
+        if clients == 32 {
+            single_creds_32 = Some(run.creds);
+        }
         let overhead = run.overhead_ms();
         for (name, s) in [
             ("kv read", &run.kv),
@@ -756,6 +761,19 @@ async fn main() {
         "cycles".into(),
         json!({"count": plan.cycles, "errors": cycle_issue.errors + cycle_revoke.errors, "keys_left": keys_left, "creds_per_sec": round(cycle_issue.per_sec)}),
     );
+
+    // The same creds at 32 clients through a 3-node Raft cluster (clients spread over the
+    // nodes), against the single node above.
+    if let Some(single) = single_creds_32 {
+        let through =
+            cluster::creds_through_cluster(&binary, &fake.url(), MASTER_KEY, 32, plan.requests)
+                .await;
+        table.push((
+            "creds @32: 3-node cluster / single node".into(),
+            cluster::line(&single, &through),
+        ));
+        report.insert("cluster".into(), cluster::json(&single, &through));
+    }
 
     // The fake again, now answering `/key/generate` after the real proxy's typical latency but
     // without using any CPU. OpenBao and the plugin sit idle while they wait, as they do for
