@@ -102,8 +102,9 @@ func TestConfigWriteRead(t *testing.T) {
 		t.Fatalf("config entry not in host storage: %v", err)
 	}
 	sp := m.Backend.SpecialPaths()
-	if sp == nil || !reflect.DeepEqual(sp.SealWrapStorage, []string{"config"}) {
-		t.Errorf("SpecialPaths().SealWrapStorage = %+v, want [config]", sp)
+	// The config (admin key) and the static roles' keys.
+	if sp == nil || !reflect.DeepEqual(sp.SealWrapStorage, []string{"config", "static-keys/"}) {
+		t.Errorf("SpecialPaths().SealWrapStorage = %+v, want [config static-keys/]", sp)
 	}
 }
 
