@@ -26,7 +26,7 @@ use crate::engine::secret_key::{self, IssueWal, KeyLease};
 use crate::engine::stamps::Stamps;
 use crate::framework::lease::{MountLeaseLimits, TtlRequest, calculate_ttl, human_duration};
 use crate::framework::{
-    Field, FieldType, LeaseOptions, Operation, Path, Request, Response, handler, wal,
+    Field, FieldType, LeaseOptions, Operation, Path, Request, Response, StorageError, handler, wal,
 };
 
 static FIELDS: &[Field] = &[
@@ -59,10 +59,9 @@ pub fn path() -> Path<MountState> {
 
 async fn issue(state: Arc<MountState>, req: Request) -> Result<Option<Response>> {
     let role_name = path_roles::role_name(&req.data)?.to_string();
-    let role = state
-        .role(&req.storage, &role_name)
-        .await?
-        .ok_or_else(|| Error::NoSuchRole(role_name.clone()))?;
+    let Some(role) = state.role(&req.storage, &role_name).await? else {
+        return Err(missing_here(&req, Error::NoSuchRole(role_name)).await);
+    };
     // Before the WAL entry and LiteLLM: a caller the role's templates cannot resolve costs nothing.
     let owner = key_owner::resolve(&role, &req).await?;
     let alias = alias::issued(&role.key_alias_prefix, &role_name);
@@ -200,6 +199,16 @@ async fn issue(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
     wal::delete(&req.storage, &wal_id).await?;
     tracing::debug!(role = %role_name, key_alias = %alias, ttl_secs = ttl.as_secs(), "issued key");
     Ok(Some(response))
+}
+
+/// The error for something this node does not have. On an HA standby it may only not have it
+/// yet (its replica lags the active node by some ms): the request is handed to the active
+/// node, which decides, instead of refusing a role created a moment ago.
+pub async fn missing_here(req: &Request, missing: Error) -> Error {
+    match req.system.is_standby().await {
+        Ok(true) => Error::from(StorageError::forward_to_active(&missing.to_string())),
+        _ => missing,
+    }
 }
 
 /// What an issue wrote to storage before its key existed.

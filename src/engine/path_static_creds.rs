@@ -14,8 +14,8 @@ use serde_json::json;
 
 use crate::engine::MountState;
 use crate::engine::error::{Error, Result};
-use crate::engine::path_roles;
 use crate::engine::path_static_roles::rfc3339;
+use crate::engine::{path_creds, path_roles};
 use crate::framework::{Field, FieldType, Operation, Path, Request, Response, handler};
 
 static FIELDS: &[Field] =
@@ -39,9 +39,8 @@ async fn read(state: Arc<MountState>, req: Request) -> Result<Option<Response>> 
     let role = state.static_role(&req.storage, name).await?;
     let keys = state.static_keys(&req.storage, name).await?;
     let (Some(role), Some(keys)) = (role, keys) else {
-        return Err(Error::invalid(format!(
-            "static role {name:?} does not exist"
-        )));
+        let missing = Error::invalid(format!("static role {name:?} does not exist"));
+        return Err(path_creds::missing_here(&req, missing).await);
     };
     let next = role.next_rotation(keys.last_vault_rotation, req.now);
     let ttl = next.duration_since(req.now).unwrap_or_default();

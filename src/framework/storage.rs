@@ -14,6 +14,23 @@ use serde::de::DeserializeOwned;
 #[error("storage: {0}")]
 pub struct StorageError(pub String);
 
+/// What a storage write says on a node whose storage is read-only (an HA standby). OpenBao
+/// forwards a request whose error contains it to the active node, so an error that keeps this
+/// text hands the request over.
+pub const READ_ONLY_STORAGE: &str = "cannot write to readonly storage";
+
+impl StorageError {
+    /// Whether this is a standby's refusal to write.
+    pub fn is_read_only(&self) -> bool {
+        self.0.contains(READ_ONLY_STORAGE)
+    }
+
+    /// An error that makes a standby forward the request to the active node, saying `why`.
+    pub fn forward_to_active(why: &str) -> StorageError {
+        StorageError(format!("{READ_ONLY_STORAGE} ({why})"))
+    }
+}
+
 /// What a storage call returns: a boxed future borrowing the storage and the key.
 pub type StorageFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
 

@@ -41,10 +41,6 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// What a storage write says on a node whose storage is read-only (an HA standby); the host
-/// forwards requests that fail with it to the active node.
-const READ_ONLY_STORAGE: &str = "cannot write to readonly storage";
-
 impl WalEntry {
     /// The payload as the type its writer stored.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
@@ -155,7 +151,7 @@ pub(super) async fn rollback<S: Send + Sync + 'static>(
             .await
         {
             Ok(()) => {}
-            Err(e) if e.0.contains(READ_ONLY_STORAGE) => return Ok(()),
+            Err(e) if e.is_read_only() => return Ok(()),
             Err(e) => {
                 tracing::warn!(wal_id = %id, error = %e, "cannot claim WAL entry; will retry");
                 continue;

@@ -156,3 +156,33 @@ async fn the_rollback_tick_on_a_standby_does_nothing_at_all() {
         "auto-tidy listed keys on the active node"
     );
 }
+
+#[tokio::test]
+async fn a_role_missing_from_a_standbys_replica_hands_creds_to_the_active_node() {
+    // The replica lags the active node by some ms: a role created a moment ago is not there yet.
+    let active = Engine::start().await;
+    let lagging = active.node(
+        Storage::new(ReadOnlyStorage(Storage::memory())),
+        SystemView::new(FixedSystemView {
+            replication_state: 1 << 14,
+            ..FixedSystemView::default()
+        }),
+    );
+    for path in ["creds/dev", "static-creds/ci"] {
+        let err = lagging
+            .call("read", path, json!({}))
+            .await
+            .expect_err("not in this replica");
+        assert!(
+            err.to_string().contains("cannot write to readonly storage"),
+            "{path}: forwarded only on that text: {err}"
+        );
+    }
+    // The active node decides: a role that does not exist is the caller's 400.
+    let err = active
+        .call("read", "creds/nope", json!({}))
+        .await
+        .expect_err("no such role");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(!err.to_string().contains("readonly"), "{err}");
+}
