@@ -33,6 +33,7 @@ mod bao;
 mod cluster;
 #[path = "../support/fake_litellm/mod.rs"]
 mod fake_litellm;
+mod peers;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -663,6 +664,21 @@ async fn main() {
         );
     }
     report.insert("fake_upstream".into(), Value::Object(results));
+
+    // Go plugins on HashiCorp's SDK beside ours, in rounds of their own (tests/bench/peers.rs).
+    let pids = (plugin_pid, bao_pid);
+    let upstream = (fake.url(), MASTER_KEY);
+    let (t, r) = (&mut table, &mut report);
+    peers::run(
+        &server,
+        &api,
+        (&upstream.0, upstream.1),
+        pids,
+        plan.requests,
+        t,
+        r,
+    )
+    .await;
 
     // A role with role-wide and per-user limits against the plain role, alternating, at one
     // client: after the user's first key (membership made once), issuing into the role's team
