@@ -31,6 +31,7 @@ mod identity;
 mod key_settings;
 mod lifecycle;
 mod platform;
+mod policies;
 mod reliability;
 mod rotate_root;
 mod soak;
