@@ -37,6 +37,7 @@ mod rotate_root;
 mod soak;
 mod tidy;
 mod transport;
+mod wrapping;
 
 use support::RealLiteLlm;
 use support::target::Target;
