@@ -15,6 +15,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod agent;
 mod bad_input;
 mod budgets;
 #[path = "../engine/client.rs"]
