@@ -257,6 +257,10 @@ async fn agent_renders_a_live_key_renews_it_and_replaces_it_at_max_ttl() {
     let status = agent.stop().expect("the agent was running");
     assert!(agent.exited(), "agent {pid} stopped ({status})");
     let left = leases(&s.root);
+    assert!(
+        !left.is_empty(),
+        "stopping the agent revokes nothing: its leases run out"
+    );
     let last_end = left.iter().map(|(_, end)| *end).max();
     let live: Vec<_> = s
         .fake
@@ -289,4 +293,13 @@ async fn agent_renders_a_live_key_renews_it_and_replaces_it_at_max_ttl() {
     for key in [&first, &second] {
         assert!(!log.contains(key.as_str()), "the agent's log shows no key");
     }
+}
+
+#[test]
+fn the_readme_shows_this_agent_config() {
+    let readme = include_str!("../../README.md");
+    assert!(
+        readme.contains(AGENT_CONFIG.trim_end()),
+        "README.md's \"Vault Agent / bao agent\" section must show tests/e2e/agent/agent.hcl verbatim"
+    );
 }

@@ -548,3 +548,18 @@ fn configure_as(who: &BaoClient, url: &str, master_key: &str) {
     ])
     .ok();
 }
+
+#[test]
+fn the_readme_shows_these_policies() {
+    let readme = include_str!("../../README.md");
+    for (file, hcl) in [
+        ("application.hcl", APPLICATION),
+        ("role-operator.hcl", ROLE_OPERATOR),
+        ("administrator.hcl", ADMINISTRATOR),
+    ] {
+        assert!(
+            readme.contains(hcl.trim_end()),
+            "README.md's \"Policies\" section must show tests/e2e/policies/{file} verbatim"
+        );
+    }
+}
