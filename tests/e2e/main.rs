@@ -15,6 +15,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod agent;
 mod bad_input;
 mod budgets;
 #[path = "../engine/client.rs"]
@@ -31,12 +32,14 @@ mod identity;
 mod key_settings;
 mod lifecycle;
 mod platform;
+mod policies;
 mod reliability;
 mod rotate_root;
 mod soak;
 mod static_roles;
 mod tidy;
 mod transport;
+mod wrapping;
 
 use support::RealLiteLlm;
 use support::target::Target;

@@ -37,6 +37,9 @@ pub use cli::{CmdOutput, bao_bin, repo_root};
 pub use client::BaoClient;
 use client::*;
 use log::*;
+// Used by the end-to-end tier only (tests/e2e/agent.rs).
+#[allow(unused_imports)]
+pub use process::OwnedProcess;
 use process::*;
 
 use std::collections::HashSet;

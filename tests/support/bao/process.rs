@@ -153,3 +153,77 @@ pub(crate) fn sha256_file(path: &Path) -> String {
         path.display()
     );
 }
+
+/// A process a test started beside its servers (e.g. `bao agent`): stopped by its PID with
+/// SIGTERM (SIGKILL after 5 s) by [`OwnedProcess::stop`] or on drop, and by a watchdog if the
+/// test process dies first.
+pub struct OwnedProcess {
+    child: Option<Child>,
+    watchdog: Option<Child>,
+}
+
+impl OwnedProcess {
+    /// Takes ownership of a spawned `child`.
+    pub fn new(child: Child) -> OwnedProcess {
+        const SCRIPT: &str = r#"
+trap '' INT HUP
+parent=$1 child=$2
+while kill -0 "$parent" 2>/dev/null; do sleep 1; done
+kill -TERM "$child" 2>/dev/null
+sleep 5
+kill -KILL "$child" 2>/dev/null
+"#;
+        let watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(SCRIPT)
+            .arg("process-watchdog")
+            .arg(std::process::id().to_string())
+            .arg(child.id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok();
+        OwnedProcess {
+            child: Some(child),
+            watchdog,
+        }
+    }
+
+    /// The process's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("process stopped")
+    }
+
+    /// Whether it has exited (it is reaped then).
+    pub fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| !matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// SIGTERM to its PID, SIGKILL after 5 s; waits for it. Returns its exit status, `None`
+    /// once already stopped.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        let mut child = self.child.take()?;
+        if matches!(child.try_wait(), Ok(None)) {
+            send_signal(child.id(), SIGTERM);
+            let deadline = Instant::now() + STOP_GRACE;
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+        }
+        child.wait().ok()
+    }
+}
+
+impl Drop for OwnedProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
