@@ -55,7 +55,7 @@ if [ "${BENCH_PEERS:-1}" = 0 ]; then
 elif ! command -v go >/dev/null; then
   for name in sdk benemon clique; do skip "$name" "Go is not installed"; done
 else
-  sdk_version=$(cd tests/vault-sdk && go list -m -f '{{.Version}}' github.com/hashicorp/vault/sdk 2>/dev/null || true)
+  sdk_version=$(go -C tests/vault-sdk list -m -f '{{.Version}}' github.com/hashicorp/vault/sdk 2>/dev/null) || sdk_version=unknown
   if out=$(cd tests/vault-sdk && GOFLAGS=-mod=readonly timeout 600 \
     go build -trimpath -o "$PEERS_DIR/sdk/peer-plugin" ./cmd/peer-plugin 2>&1); then
     peer sdk ok "$PEERS_DIR/sdk/peer-plugin" "tests/vault-sdk/cmd/peer-plugin, vault/sdk $sdk_version, $(go env GOVERSION)"

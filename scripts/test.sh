@@ -119,7 +119,7 @@ log "LITELLM_BASE_URL=$LITELLM_BASE_URL"
 lint_scripts() {
   # Explicit returns: errexit is off inside a function called from `cmd || rc=$?`.
   local files=(scripts/install-openbao.sh scripts/dev.sh scripts/test.sh scripts/run-litellm.sh
-    scripts/bench.sh .ci/run) f
+    scripts/bench.sh scripts/release.sh .ci/run) f
   for f in "${files[@]}"; do bash -n "$f" || return 1; done
   if command -v shellcheck >/dev/null; then
     shellcheck "${files[@]}" || return 1
