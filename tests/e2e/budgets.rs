@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::support::bao::{BaoClient, DevServer, DevServerOptions};
 use crate::support::{
     RealLiteLlm, assert_eventually, enable_userpass, issue, key, lease_id, revoke_lease,
-    server_with, unique, write_role,
+    server_with, unique, userpass_login, write_role,
 };
 use serde_json::{Value, json};
 
@@ -191,19 +191,7 @@ fn login(root: &BaoClient, accessor: &str, user: &str, entity: &str) -> BaoClien
         &format!("mount_accessor={accessor}"),
     ])
     .ok();
-    let token = root
-        .bao(&[
-            "login",
-            "-method=userpass",
-            "-token-only",
-            &format!("username={user}"),
-            &format!("password={password}"),
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
-    root.with_token(&token)
+    userpass_login(root, user, &password)
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use crate::support::bao::{BaoClient, DevServer};
 use crate::support::fake_litellm::FakeLiteLlm;
 use crate::support::{
     admin_virtual_key, assert_eventually, configure, enable_userpass, key, lease_exists, lease_id,
-    mount, token_id,
+    mount, token_id, userpass_login,
 };
 use vault_plugin_secrets_litellm::engine::client::token_hash;
 
@@ -89,20 +89,7 @@ pub(crate) fn login(root: &BaoClient, user: &str, policy: &str) -> BaoClient {
         &format!("token_policies={policy}"),
     ])
     .ok();
-    let token = root
-        .bao(&[
-            "login",
-            "-method=userpass",
-            "-token-only",
-            &format!("username={user}"),
-            &format!("password={password}"),
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
-    assert!(!token.is_empty(), "no token from the userpass login");
-    root.with_token(&token)
+    userpass_login(root, user, &password)
 }
 
 /// `bao read litellm/creds/research` as `who`: the whole response.

@@ -305,6 +305,28 @@ pub fn enable_userpass(root: &bao::BaoClient) -> String {
         .to_string()
 }
 
+/// Logs `user` in with userpass and returns a client with the user's token.
+#[track_caller]
+pub fn userpass_login(root: &bao::BaoClient, user: &str, password: &str) -> bao::BaoClient {
+    let token = root
+        .bao(&[
+            "login",
+            "-method=userpass",
+            "-token-only",
+            &format!("username={user}"),
+            &format!("password={password}"),
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert!(
+        !token.is_empty(),
+        "no token from the userpass login of {user}"
+    );
+    root.with_token(&token)
+}
+
 /// A virtual key of a `proxy_admin` user in the fake, alias `vault-admin`, made with its master
 /// key: what rotate-root rotates.
 pub async fn admin_virtual_key(fake: &FakeLiteLlm, master_key: &str) -> GeneratedKey {
