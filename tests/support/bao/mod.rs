@@ -608,15 +608,7 @@ listener "tcp" {{
             let _ = w.wait();
         }
         if let Some(mut child) = self.child.take() {
-            if matches!(child.try_wait(), Ok(None)) {
-                send_signal(child.id(), SIGTERM);
-                let deadline = Instant::now() + STOP_GRACE;
-                while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                let _ = child.kill();
-            }
-            let _ = child.wait();
+            stop_child(&mut child);
         }
         // The server normally stops its plugins; anything still alive is a leak to clean up.
         let deadline = Instant::now() + Duration::from_secs(3);

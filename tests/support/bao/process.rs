@@ -210,15 +210,7 @@ kill -KILL "$child" 2>/dev/null
             let _ = w.wait();
         }
         let mut child = self.child.take()?;
-        if matches!(child.try_wait(), Ok(None)) {
-            send_signal(child.id(), SIGTERM);
-            let deadline = Instant::now() + STOP_GRACE;
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-        }
-        child.wait().ok()
+        stop_child(&mut child)
     }
 }
 
@@ -226,4 +218,17 @@ impl Drop for OwnedProcess {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Stops `child` by its PID: SIGTERM, SIGKILL after [`STOP_GRACE`]; waits for it.
+pub fn stop_child(child: &mut Child) -> Option<std::process::ExitStatus> {
+    if matches!(child.try_wait(), Ok(None)) {
+        send_signal(child.id(), SIGTERM);
+        let deadline = Instant::now() + STOP_GRACE;
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+    }
+    child.wait().ok()
 }
