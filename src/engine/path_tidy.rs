@@ -42,6 +42,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::engine::alias;
 use crate::engine::client::{Client, KeyStatus, ListedKey};
 use crate::engine::error::{Error, Result};
 use crate::engine::key_index;
@@ -50,8 +51,8 @@ use crate::engine::path_config::Config;
 use crate::engine::path_roles::Role;
 use crate::engine::schema;
 use crate::engine::secret_key::{self, IssueWal};
+use crate::engine::stamps::{self, Mount};
 use crate::engine::{self, MountState};
-use crate::engine::{alias, stamps};
 use crate::framework::{
     DefaultValue, Field, FieldType, Operation, Path, Request, Response, Storage, handler, wal,
 };
@@ -150,15 +151,15 @@ pub struct TidyReport {
     pub retired_teams_kept: usize,
 }
 
-/// Runs one tidy pass for the mount at `mount_point` (e.g. `litellm/`).
+/// Runs one tidy pass for `mount`.
 pub async fn run(
     client: &Client,
     storage: &Storage,
-    mount_point: &str,
+    mount: Mount<'_>,
     options: TidyOptions,
     now: SystemTime,
 ) -> Result<TidyReport> {
-    if mount_point.is_empty() {
+    if mount.path.is_empty() {
         return Err(Error::invalid(
             "tidy needs the request's mount point to tell this mount's keys from other mounts' keys",
         ));
@@ -179,7 +180,7 @@ pub async fn run(
             .await
             .map_err(|e| Error::litellm("tidy could not list keys", e))?;
         for key in listed {
-            if is_ours(&key, &stems, mount_point) {
+            if is_ours(&key, &stems, mount) {
                 ours.entry(key.token.clone()).or_insert(key);
             }
         }
@@ -315,7 +316,7 @@ async fn run_logged(
     message: &'static str,
 ) -> Result<TidyReport> {
     let client = state.client(&req.storage).await?;
-    let report = run(&client, &req.storage, &req.mount_point, options, req.now).await?;
+    let report = run(&client, &req.storage, Mount::of(req), options, req.now).await?;
     tracing::info!(
         deleted = report.deleted.len(),
         kept = report.kept,
@@ -489,9 +490,9 @@ async fn role_alias_stems(storage: &Storage) -> Result<BTreeSet<(String, String)
 /// Whether a listed key is one this mount issues: alias `<prefix>-<role>-<12 hex>` of one of
 /// its roles (the shape `creds/<role>` gives), stamped with this mount at issue, and not a
 /// static role's (whose name may look like `<role>-<12 hex>`).
-fn is_ours(key: &ListedKey, stems: &BTreeSet<(String, String)>, mount_point: &str) -> bool {
+fn is_ours(key: &ListedKey, stems: &BTreeSet<(String, String)>, mount: Mount<'_>) -> bool {
     alias::issued_stem(&key.key_alias).is_some_and(|stem| stems.iter().any(|(_, s)| s == stem))
-        && stamps::mount(&key.metadata) == Some(mount_point)
+        && mount.owns(&key.metadata)
         && !stamps::is_static(&key.metadata)
 }
 
@@ -523,9 +524,18 @@ mod tests {
     use super::*;
     use serde_json::Map;
 
+    const OURS: Mount<'static> = Mount {
+        path: "litellm/",
+        uuid: "u-1",
+    };
+
     fn listed(alias: &str, mount: &str) -> ListedKey {
         let mut metadata = Map::new();
-        metadata.insert(stamps::MOUNT.into(), json!(mount));
+        Mount {
+            path: mount,
+            uuid: "u-1",
+        }
+        .apply(&mut metadata);
         ListedKey {
             token: "t".into(),
             key_alias: alias.into(),
@@ -542,7 +552,7 @@ mod tests {
             ("team".to_string(), "team-a.b".to_string()),
         ]
         .into();
-        let ours = |alias: &str| is_ours(&listed(alias, "litellm/"), &stems, "litellm/");
+        let ours = |alias: &str| is_ours(&listed(alias, "litellm/"), &stems, OURS);
         assert!(ours("vault-dev-0123456789ab"));
         assert!(ours("team-a.b-abcdefabcdef"));
         // Another role sharing the prefix, or the name as a prefix of another role's.
@@ -556,13 +566,11 @@ mod tests {
         assert!(!ours("vault-dev"));
         assert!(!ours("dev-0123456789ab"));
         // Same shape, other mount or no stamp.
-        assert!(!is_ours(
-            &listed("vault-dev-0123456789ab", "other/"),
-            &stems,
-            "litellm/"
-        ));
+        let mut other = listed("vault-dev-0123456789ab", "litellm/");
+        other.metadata[stamps::MOUNT_UUID] = json!("u-2");
+        assert!(!is_ours(&other, &stems, OURS));
         let mut unstamped = listed("vault-dev-0123456789ab", "litellm/");
         unstamped.metadata.clear();
-        assert!(!is_ours(&unstamped, &stems, "litellm/"));
+        assert!(!is_ours(&unstamped, &stems, OURS));
     }
 }

@@ -30,7 +30,7 @@ use crate::engine::error::{Error, Result};
 use crate::engine::layout;
 use crate::engine::path_roles::Role;
 use crate::engine::schema;
-use crate::engine::stamps;
+use crate::engine::stamps::{self, Mount};
 use crate::framework::{FieldData, Request, Storage, WalEntry, wal};
 
 /// WAL kind guarding a team between `/team/new` and the role that names it.
@@ -278,7 +278,7 @@ async fn create(
     let wal_id = wal::put(&req.storage, WAL_KIND, &guard, req.now).await?;
     let mut metadata = Map::new();
     metadata.insert(stamps::ROLE.into(), json!(name));
-    metadata.insert(stamps::MOUNT.into(), json!(req.mount_point));
+    Mount::of(req).apply(&mut metadata);
     let team_alias = format!("{}{name}", req.mount_point);
     let limits = role.limits.team_limits(&role.models);
     let Err(e) = client

@@ -32,7 +32,7 @@ use crate::engine::key_owner::KeyOwner;
 use crate::engine::layout;
 use crate::engine::path_static_roles::StaticRole;
 use crate::engine::schema;
-use crate::engine::stamps::{self, Stamps};
+use crate::engine::stamps::{self, Mount, Stamps};
 use crate::engine::{alias, secret_key};
 use crate::framework::{Storage, wal};
 
@@ -493,7 +493,12 @@ fn key_request(
         owner,
         &Stamps {
             role: name,
-            mount: stamped.mount,
+            // Static keys are known by the token ids stored with their role, not by stamps
+            // (tidy leaves them alone): the path says where they come from.
+            mount: Mount {
+                path: stamped.mount,
+                uuid: "",
+            },
             request_id: stamped.request_id,
             entity_id: "",
             display_name: "",

@@ -142,6 +142,8 @@ pub struct RawRequest {
     pub display_name: String,
     /// Identity entity of the caller (empty for root tokens).
     pub entity_id: String,
+    /// The mount's UUID; the backend fills it in from `Setup` (see [`Request::backend_uuid`]).
+    pub backend_uuid: String,
 }
 
 /// A routed request, as handlers see it.
@@ -162,6 +164,10 @@ pub struct Request {
     pub display_name: String,
     /// Identity entity of the caller (empty for root tokens).
     pub entity_id: String,
+    /// This mount's UUID (Vault's `BackendUUID`, sent at `Setup`): unlike `mount_point` it
+    /// tells apart mounts at the same path in two clusters, and survives a remount. Empty when
+    /// the host sent none.
+    pub backend_uuid: String,
     /// This mount's storage.
     pub storage: Storage,
     /// The host's system view (lease limits, identity).
@@ -171,15 +177,17 @@ pub struct Request {
 }
 
 impl Request {
-    /// A request the host's periodic `rollback` tick stands for: no caller, no input.
+    /// A request the host's periodic `rollback` tick stands for: no caller, no input; the
+    /// mount as `tick` names it.
     pub fn internal(
-        mount_point: &str,
+        tick: &RawRequest,
         storage: &Storage,
         system: &SystemView,
         now: SystemTime,
     ) -> Request {
         let raw = RawRequest {
-            mount_point: mount_point.to_string(),
+            mount_point: tick.mount_point.clone(),
+            backend_uuid: tick.backend_uuid.clone(),
             ..RawRequest::default()
         };
         Request::new(
@@ -210,6 +218,7 @@ impl Request {
             mount_point: raw.mount_point,
             display_name: raw.display_name,
             entity_id: raw.entity_id,
+            backend_uuid: raw.backend_uuid,
             storage,
             system,
             now,
@@ -303,6 +312,7 @@ pub struct Ticker<S> {
 /// One tick of a [`Ticker`]: skipped on a standby, whose storage is a read-only replica and
 /// whose side effects would race the active node's.
 async fn tick<S>(
+    tick: &RawRequest,
     state: &Arc<S>,
     run: &Periodic<S>,
     clock: &Clock,
@@ -317,7 +327,7 @@ async fn tick<S>(
             return;
         }
     }
-    let request = Request::internal("", storage, system, clock.now());
+    let request = Request::internal(tick, storage, system, clock.now());
     if let Err(e) = run(state.clone(), request).await {
         tracing::warn!(error = %e, "ticker work failed; the next tick retries");
     }
@@ -347,6 +357,7 @@ pub struct Backend<S> {
     /// Runs on its own schedule once the host has initialized the backend ([`Backend::start`]).
     pub ticker: Option<Ticker<S>>,
     ticker_task: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    backend_uuid: std::sync::OnceLock<String>,
 }
 
 impl<S> Drop for Backend<S> {
@@ -375,6 +386,25 @@ impl<S: Send + Sync + 'static> Backend<S> {
             clock: Clock::system(),
             ticker: None,
             ticker_task: std::sync::Mutex::new(None),
+            backend_uuid: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Takes the mount's UUID the host sends at `Setup`; the first one stays.
+    pub fn setup(&self, backend_uuid: &str) {
+        let _ = self.backend_uuid.set(backend_uuid.to_string());
+    }
+
+    /// The mount's UUID from [`setup`](Backend::setup); empty before it.
+    pub fn backend_uuid(&self) -> &str {
+        self.backend_uuid.get().map_or("", String::as_str)
+    }
+
+    /// What the ticker's requests say about the mount: no path (a tick has none), the UUID.
+    fn ticker_request(&self) -> RawRequest {
+        RawRequest {
+            backend_uuid: self.backend_uuid().to_string(),
+            ..RawRequest::default()
         }
     }
 
@@ -391,7 +421,8 @@ impl<S: Send + Sync + 'static> Backend<S> {
         if task.is_some() {
             return;
         }
-        let (state, run, clock, every) = (
+        let (raw, state, run, clock, every) = (
+            self.ticker_request(),
             self.state.clone(),
             ticker.run.clone(),
             self.clock.clone(),
@@ -402,7 +433,7 @@ impl<S: Send + Sync + 'static> Backend<S> {
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
-                tick(&state, &run, &clock, &storage, &system).await;
+                tick(&raw, &state, &run, &clock, &storage, &system).await;
             }
         });
         *task = Some(handle.abort_handle());
@@ -411,7 +442,8 @@ impl<S: Send + Sync + 'static> Backend<S> {
     /// Runs the ticker's work once now, as the ticker would (tests drive time themselves).
     pub async fn tick(&self, storage: &Storage, system: &SystemView) {
         if let Some(ticker) = &self.ticker {
-            tick(&self.state, &ticker.run, &self.clock, storage, system).await;
+            let raw = self.ticker_request();
+            tick(&raw, &self.state, &ticker.run, &self.clock, storage, system).await;
         }
     }
 
@@ -423,10 +455,11 @@ impl<S: Send + Sync + 'static> Backend<S> {
     /// Handles one host request.
     pub async fn handle_request(
         &self,
-        raw: RawRequest,
+        mut raw: RawRequest,
         storage: Storage,
         system: SystemView,
     ) -> Result<Option<Response>> {
+        raw.backend_uuid = self.backend_uuid().to_string();
         let operation = Operation::from_wire(&raw.operation);
         match operation {
             // We never rewrite paths; "unsupported operation" tells OpenBao to carry on.
@@ -458,10 +491,11 @@ impl<S: Send + Sync + 'static> Backend<S> {
     /// treats every write as an update).
     pub async fn existence_check(
         &self,
-        raw: RawRequest,
+        mut raw: RawRequest,
         storage: Storage,
         system: SystemView,
     ) -> Result<Option<bool>> {
+        raw.backend_uuid = self.backend_uuid().to_string();
         // Field values are not checked here: a bad value must fail the write itself with a 400
         // naming the field, while a failed existence check would be a 500.
         let (path, request) =
@@ -488,7 +522,7 @@ impl<S: Send + Sync + 'static> Backend<S> {
         let Some(periodic) = &self.periodic else {
             return Ok(());
         };
-        let request = Request::internal(&raw.mount_point, storage, system, self.clock.now());
+        let request = Request::internal(raw, storage, system, self.clock.now());
         periodic(self.state.clone(), request)
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "periodic function failed"))

@@ -157,7 +157,7 @@ pub(super) async fn rollback<S: Send + Sync + 'static>(
                 continue;
             }
         }
-        let request = Request::internal(&raw.mount_point, &storage, &system, now);
+        let request = Request::internal(&raw, &storage, &system, now);
         match undo(backend.state().clone(), request, entry.clone()).await {
             Ok(()) => delete(&storage, &id).await?,
             Err(e) => {

@@ -222,8 +222,10 @@ impl<S: Send + Sync + 'static> BackendRpc for BackendService<S> {
                 return Ok(Response::new(pb::SetupReply { err: e.to_string() }));
             }
         };
+        let backend = (self.factory)();
+        backend.setup(&args.backend_uuid);
         let instance = Instance {
-            backend: (self.factory)(),
+            backend,
             storage: Storage::new(HostStorage::new(channel.clone())),
             system: SystemView::new(HostSystemView::new(channel)),
         };
@@ -267,6 +269,7 @@ fn raw_request(req: pb::Request) -> Result<RawRequest, framework::Error> {
         mount_point: req.mount_point,
         display_name: req.display_name,
         entity_id: req.entity_id,
+        backend_uuid: String::new(),
     })
 }
 

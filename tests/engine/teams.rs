@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::support::engine::{Engine, MOUNT};
+use crate::support::engine::{BACKEND_UUID, Engine, MOUNT};
 use crate::support::fake_litellm::{Fault, Op};
 use serde_json::{Value, json};
 use vault_plugin_secrets_litellm::framework::{self, ErrorKind};
@@ -58,6 +58,7 @@ async fn role_limits_make_a_team_that_follows_the_role_and_holds_its_keys() {
     assert_eq!(team.limits["models"], json!(["fake-gpt"]));
     assert_eq!(team.team_alias.as_deref(), Some("litellm/capped"));
     assert_eq!(team.metadata["vault_mount"], MOUNT);
+    assert_eq!(team.metadata["vault_mount_uuid"], BACKEND_UUID);
 
     let lease = issue_from(&engine, "capped").await;
     let token = lease.internal_data["token_id"].as_str().unwrap();

@@ -7,9 +7,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::support::engine::{Engine, MASTER_KEY, MOUNT};
+use crate::support::engine::{BACKEND_UUID, Engine, MASTER_KEY, MOUNT};
 use crate::support::fake_litellm::{FakeLiteLlm, Fault, Op};
-use crate::support::{create_key, our_alias};
+use crate::support::{create_key, create_key_stamped, our_alias};
 use serde_json::{Value, json};
 use vault_plugin_secrets_litellm::engine::client::{Client, ClientConfig, GeneratedKey};
 use vault_plugin_secrets_litellm::engine::key_index::{self, IndexEntry};
@@ -26,6 +26,8 @@ trait TidyEngine {
     fn admin(&self) -> Client;
     /// A key created directly in LiteLLM, stamped as `mount` stamps its keys.
     async fn create_key(&self, alias: &str, mount: &str, duration: &str) -> GeneratedKey;
+    /// The same, stamped with a mount's path and UUID as issue stamps them since v0.2.0.
+    async fn create_key_of(&self, alias: &str, mount: &str, uuid: &str) -> GeneratedKey;
     fn alive(&self, alias: &str) -> bool;
     async fn indexed(&self, token: &str) -> bool;
 }
@@ -67,6 +69,15 @@ impl TidyEngine for Engine {
         create_key(&self.admin(), alias, mount, "dev", duration).await
     }
 
+    async fn create_key_of(&self, alias: &str, mount: &str, uuid: &str) -> GeneratedKey {
+        let stamps = [
+            ("vault_mount", mount),
+            ("vault_mount_uuid", uuid),
+            ("vault_role", "dev"),
+        ];
+        create_key_stamped(&self.admin(), alias, &stamps, "1h").await
+    }
+
     fn alive(&self, alias: &str) -> bool {
         self.litellm.find_by_alias(alias).is_some()
     }
@@ -99,10 +110,17 @@ async fn tidy_deletes_orphans_only() {
     let (lease_b, token_b) = engine.issue_indexed().await;
     assert!(engine.indexed(&token_a).await && engine.indexed(&token_b).await);
 
-    // Orphans: a key created directly with this mount's alias shape and stamp, and a key whose
-    // lease (and index entry) was lost, e.g. with a storage restore.
+    // Orphans: a key created directly with this mount's alias shape and stamp (with the UUID,
+    // and the path alone as before v0.2.0; with the UUID at another path, as after a remount),
+    // and a key whose lease (and index entry) was lost, e.g. with a storage restore.
     let by_hand = our_alias("vault", "dev");
-    engine.create_key(&by_hand, MOUNT, "1h").await;
+    engine.create_key_of(&by_hand, MOUNT, BACKEND_UUID).await;
+    let by_hand_legacy = our_alias("vault", "dev");
+    engine.create_key(&by_hand_legacy, MOUNT, "1h").await;
+    let remounted = our_alias("vault", "dev");
+    engine
+        .create_key_of(&remounted, "old-path/", BACKEND_UUID)
+        .await;
     let (_, lost_token) = engine.issue_indexed().await;
     key_index::remove(&engine.storage, &lost_token)
         .await
@@ -141,17 +159,28 @@ async fn tidy_deletes_orphans_only() {
         .unwrap();
     engine.create_key(&crashed, MOUNT, "1h").await;
 
-    // Never ours: the same shape from another mount, another role's shape, no shape at all,
-    // an upper-case suffix.
+    // Never ours: the same shape from another mount (another path; the same path in another
+    // cluster, told apart by its UUID), another role's shape, no shape at all, an upper-case
+    // suffix.
     let other_mount = our_alias("vault", "dev");
     engine.create_key(&other_mount, "other/", "1h").await;
+    let other_cluster = our_alias("vault", "dev");
+    engine
+        .create_key_of(&other_cluster, MOUNT, "0d4c3b2a-other-cluster")
+        .await;
     let other_role = our_alias("vault", "ops");
     engine.create_key(&other_role, MOUNT, "1h").await;
     engine.create_key("vault-dev-by-hand", MOUNT, "1h").await;
     let upper = "vault-dev-ABCDEF012345".to_string();
     engine.create_key(&upper, MOUNT, "1h").await;
 
-    let orphans = sorted(vec![by_hand.clone(), lost.clone(), crashed.clone()]);
+    let orphans = sorted(vec![
+        by_hand.clone(),
+        by_hand_legacy.clone(),
+        remounted.clone(),
+        lost.clone(),
+        crashed.clone(),
+    ]);
     let keys_before = engine.litellm.key_count();
     let dry = engine.tidy(json!({"dry_run": true})).await;
     assert_eq!(aliases(&dry), orphans, "{dry}");
@@ -171,11 +200,17 @@ async fn tidy_deletes_orphans_only() {
     for alias in &orphans {
         assert!(!engine.alive(alias), "{alias} survived");
     }
-    for alias in [&in_flight, &other_mount, &other_role, &upper] {
+    for alias in [
+        &in_flight,
+        &other_mount,
+        &other_cluster,
+        &other_role,
+        &upper,
+    ] {
         assert!(engine.alive(alias), "{alias} was deleted");
     }
     assert!(engine.alive("vault-dev-by-hand"));
-    assert_eq!(engine.litellm.key_count(), keys_before - 3);
+    assert_eq!(engine.litellm.key_count(), keys_before - orphans.len());
 
     // Nothing left to do; the leases revoke as before.
     let again = engine.tidy(json!({})).await;

@@ -103,6 +103,9 @@ pub const MASTER_KEY: &str = "sk-engine-test-master-key-0123456789";
 /// Where the engine is mounted.
 pub const MOUNT: &str = "litellm/";
 
+/// The mount's UUID, as the host sends it at `Setup`.
+pub const BACKEND_UUID: &str = "6b1e5d0a-3c2f-4e8b-9a7d-0f1e2d3c4b5a";
+
 /// One mount of the engine, in-process, with in-memory storage and the fake LiteLLM.
 pub struct Engine {
     pub backend: Backend<MountState>,
@@ -143,6 +146,7 @@ impl Engine {
     pub fn on(storage: Storage, system: SystemView, litellm: FakeLiteLlm) -> Engine {
         let start = SystemTime::now();
         let mut backend = factory();
+        backend.setup(BACKEND_UUID);
         backend.clock = Clock::manual(start);
         litellm.freeze_clock(start);
         Engine {
@@ -210,6 +214,7 @@ impl Engine {
     /// Another node of this mount on `storage` and `system`, with the engine's time.
     pub fn node(&self, storage: Storage, system: SystemView) -> Node<'_> {
         let mut backend = factory();
+        backend.setup(BACKEND_UUID);
         backend.clock = self.backend.clock.clone();
         Node {
             engine: self,

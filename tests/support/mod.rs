@@ -351,9 +351,26 @@ pub async fn create_key(
     role: &str,
     duration: &str,
 ) -> GeneratedKey {
-    let mut metadata = Map::new();
-    metadata.insert("vault_mount".into(), json!(mount));
-    metadata.insert("vault_role".into(), json!(role));
+    create_key_stamped(
+        client,
+        alias,
+        &[("vault_mount", mount), ("vault_role", role)],
+        duration,
+    )
+    .await
+}
+
+/// A key created directly in LiteLLM with the given metadata.
+pub async fn create_key_stamped(
+    client: &Client,
+    alias: &str,
+    stamps: &[(&str, &str)],
+    duration: &str,
+) -> GeneratedKey {
+    let metadata: Map<String, Value> = stamps
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
     client
         .generate(&GenerateKeyRequest {
             key_alias: alias.to_string(),
