@@ -31,6 +31,7 @@ mod ha;
 mod identity;
 mod key_settings;
 mod lifecycle;
+mod namespaces;
 mod platform;
 mod policies;
 mod reliability;

@@ -7,34 +7,11 @@
 
 use crate::support::bao::{DevServer, DevServerOptions};
 use crate::support::{
-    RealLiteLlm, configure, create_key, mount, our_alias, revoke_role_leases, unique, write_role,
+    KeyCleanup, RealLiteLlm, configure, create_key, mount, our_alias, revoke_role_leases, unique,
+    write_role,
 };
 use serde_json::{Value, json};
 use vault_plugin_secrets_litellm::engine::client::KeyStatus;
-
-/// Deletes the given keys from the real LiteLLM when dropped, so a failing test leaves none.
-struct Cleanup {
-    litellm: RealLiteLlm,
-    tokens: Vec<String>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let litellm = self.litellm.clone();
-        let tokens = std::mem::take(&mut self.tokens);
-        if tokens.is_empty() {
-            return;
-        }
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async { litellm.admin().delete_keys(&tokens).await })
-        })
-        .join();
-    }
-}
 
 #[tokio::test]
 async fn tidy_through_the_cli_against_the_real_litellm() {
@@ -45,10 +22,7 @@ async fn tidy_through_the_cli_against_the_real_litellm() {
     configure(&server, "litellm", &litellm.url, &litellm.master_key);
     let role = unique("tidy");
     write_role(&server, &role, &["ttl=10m"]);
-    let mut cleanup = Cleanup {
-        litellm: litellm.clone(),
-        tokens: Vec::new(),
-    };
+    let mut cleanup = KeyCleanup::new(&litellm);
 
     let leased: Vec<Value> = (0..2)
         .map(|_| {
@@ -117,5 +91,93 @@ async fn tidy_through_the_cli_against_the_real_litellm() {
         .delete_keys(std::slice::from_ref(&foreign.token))
         .await
         .unwrap();
+    cleanup.tokens.clear();
+}
+
+/// The mount UUID stamped on keys stays the mount's through a server restart and a
+/// `secrets move`, so tidy at the new path still owns the keys issued at the old one: it keeps
+/// the leased ones and deletes an orphan stamped with the old path and the UUID.
+#[tokio::test]
+async fn tidy_owns_a_moved_mounts_keys_by_its_uuid() {
+    let litellm = RealLiteLlm::from_env();
+    let admin = litellm.admin();
+    let mut server =
+        crate::support::server_with(&litellm, DevServerOptions::default().persistent());
+    let role = unique("moved");
+    write_role(&server, &role, &["ttl=10m"]);
+    let mut cleanup = KeyCleanup::new(&litellm);
+    let mut issue = |server: &DevServer, mount: &str| {
+        let creds = server
+            .bao(&["read", "-format=json", &format!("{mount}/creds/{role}")])
+            .ok()
+            .json();
+        let token = creds["data"]["token_id"].as_str().unwrap().to_string();
+        cleanup.tokens.push(token.clone());
+        token
+    };
+    let stamps = |token: String| {
+        let admin = admin.clone();
+        async move {
+            let info = admin.info(&token).await.unwrap().expect("the key");
+            let stamp = |k: &str| info.metadata[k].as_str().unwrap().to_string();
+            (stamp("vault_mount"), stamp("vault_mount_uuid"))
+        }
+    };
+
+    let before = issue(&server, "litellm");
+    let (path, uuid) = stamps(before.clone()).await;
+    assert_eq!(path, "litellm/");
+    server.restart();
+    let after_restart = issue(&server, "litellm");
+    assert_eq!(
+        stamps(after_restart.clone()).await,
+        (path.clone(), uuid.clone())
+    );
+
+    // OpenBao revokes a moved mount's leases: their keys go.
+    server.bao(&["secrets", "move", "litellm/", "llm/"]).ok();
+    for token in [&before, &after_restart] {
+        let state = admin.info(token).await.unwrap().map(|i| i.status);
+        assert_eq!(state, Some(KeyStatus::Deleted), "a lease survived the move");
+    }
+    let moved = issue(&server, "llm");
+    let leased = issue(&server, "llm");
+    assert_eq!(
+        stamps(moved.clone()).await,
+        ("llm/".to_string(), uuid.clone())
+    );
+    let orphan_alias = our_alias("vault", &role);
+    let orphan = crate::support::create_key_stamped(
+        &admin,
+        &orphan_alias,
+        &[
+            ("vault_mount", "litellm/"),
+            ("vault_mount_uuid", &uuid),
+            ("vault_role", &role),
+        ],
+        "600s",
+    )
+    .await;
+    drop(issue);
+    cleanup.tokens.push(orphan.token.clone());
+
+    let done = server
+        .bao(&["write", "-format=json", "-force", "llm/tidy"])
+        .ok()
+        .json();
+    assert_eq!(done["data"]["deleted"], json!([orphan_alias]), "{done}");
+    assert_eq!(done["data"]["kept"], 2, "the leased keys: {done}");
+    for token in [&moved, &leased] {
+        let state = admin.info(token).await.unwrap().map(|i| i.status);
+        assert_eq!(state, Some(KeyStatus::Active));
+    }
+    // The leases moved with the mount and revoke there.
+    server
+        .bao(&["lease", "revoke", "-sync", "-prefix", "llm/creds/"])
+        .ok();
+    for token in [&moved, &leased, &orphan.token] {
+        let state = admin.info(token).await.unwrap().map(|i| i.status);
+        assert_eq!(state, Some(KeyStatus::Deleted));
+    }
     cleanup.tokens.clear();
 }

@@ -98,6 +98,41 @@ impl RealLiteLlm {
     }
 }
 
+/// Deletes the given keys from the real LiteLLM when dropped, so a failing test leaves none.
+pub struct KeyCleanup {
+    litellm: RealLiteLlm,
+    /// Hashes of the keys to delete.
+    pub tokens: Vec<String>,
+}
+
+impl KeyCleanup {
+    pub fn new(litellm: &RealLiteLlm) -> KeyCleanup {
+        KeyCleanup {
+            litellm: litellm.clone(),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+impl Drop for KeyCleanup {
+    fn drop(&mut self) {
+        let litellm = self.litellm.clone();
+        let tokens = std::mem::take(&mut self.tokens);
+        if tokens.is_empty() {
+            return;
+        }
+        // Its own thread and runtime: a drop may run inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async { litellm.admin().delete_keys(&tokens).await })
+        })
+        .join();
+    }
+}
+
 /// Writes role `role` of the mount at `litellm/` with `params` (`key=value`) through the CLI.
 #[track_caller]
 pub fn write_role(server: &DevServer, role: &str, params: &[&str]) {
