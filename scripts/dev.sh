@@ -73,7 +73,7 @@ plugin_pids() {  # processes whose executable lives in our plugin dir
 
 cleanup() {
   local rc=$?
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM HUP
   set +e
   if [ "$rc" -ne 0 ]; then
     log "FAILED during: $STEP (exit $rc)"
@@ -117,6 +117,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+# A closed terminal (SIGHUP) ends the run like Ctrl-C. Its output must go elsewhere first: on a
+# hung-up terminal every write fails, and a `set -e` child of the cleanup (run-litellm.sh stop)
+# would die on its first log line, leaving LiteLLM and PostgreSQL running.
+on_hangup() { exec >/dev/null 2>&1; exit "$1"; }
+trap 'on_hangup 129' HUP
 
 # Run in a new session so a Ctrl-C on this script's terminal reaches only this script: the
 # cleanup trap must still be able to revoke leases through a live server and LiteLLM.
@@ -329,12 +334,13 @@ cat <<EOF
       bao read $MOUNT/creds/$ROLE
       bao lease revoke $LEASE_ID
 
-    Press Ctrl-C to stop: leases are revoked (their keys deleted from LiteLLM) and every
+    Press Ctrl-C (or close the terminal) to stop: leases are revoked (their keys deleted from LiteLLM) and every
     process this script started is stopped.
 EOF
 STEP="running (waiting for Ctrl-C)"
 # Ctrl-C is the normal way to end --keep: clean up and exit 0.
 trap 'printf "\n"; log "stopping (signal received)"; exit 0' INT TERM
+trap 'on_hangup 0' HUP
 # `wait` returns early when a trapped signal arrives; the INT trap then exits via cleanup.
 wait "$BAO_PID" || true
 BAO_PID=

@@ -22,6 +22,7 @@ mod budgets;
 mod client;
 #[path = "../engine/client_self_info.rs"]
 mod client_self_info;
+mod dev_script;
 #[path = "../engine/fake_conformance.rs"]
 mod fake_conformance;
 #[path = "../engine/fake_conformance_routes.rs"]
