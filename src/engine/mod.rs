@@ -53,9 +53,10 @@ The LiteLLM secrets engine issues short-lived LiteLLM virtual keys under Vault l
 
 Configure the connection to the LiteLLM proxy at `config`, define roles at `roles/<name>`, and
 read `creds/<name>` to get a key. Static roles at `static-roles/<name>` hold one key each,
-read from `static-creds/<name>` without a lease and rotated by Vault. Renewing a lease extends the key's \
-expiry in LiteLLM; revoking or expiring it deletes the key. When the configured key is a
-virtual key of a LiteLLM admin, `rotate-root` replaces it with one that only Vault knows.";
+read from `static-creds/<name>` without a lease and rotated by Vault. Renewing a lease
+extends the key's expiry in LiteLLM; revoking or expiring it deletes the key. When the
+configured key is a virtual key of a LiteLLM admin, `rotate-root` replaces it with one that
+only Vault knows.";
 
 /// How old a WAL entry must be before rollback undoes it. `LITELLM_PLUGIN_WAL_MIN_AGE` (a
 /// duration such as `30s`) overrides the framework's 10 minutes, e.g. for tests; it must stay
@@ -114,4 +115,26 @@ pub fn factory() -> Backend<MountState> {
     backend.special_paths = layout::special_paths();
     backend.invalidate = Some(Arc::new(MountState::invalidate));
     backend
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `bao path-help` prints these as they are: a line must fit a terminal.
+    #[test]
+    fn help_lines_fit_a_terminal() {
+        const WIDTH: usize = 100;
+        let backend = factory();
+        let texts = std::iter::once(backend.help)
+            .chain(backend.paths.iter().flat_map(|p| [p.synopsis, p.description]));
+        for text in texts {
+            for line in text.lines() {
+                assert!(
+                    line.chars().count() <= WIDTH,
+                    "a help line longer than {WIDTH} characters: {line:?}"
+                );
+            }
+        }
+    }
 }
