@@ -126,8 +126,12 @@ mod tests {
     fn help_lines_fit_a_terminal() {
         const WIDTH: usize = 100;
         let backend = factory();
-        let texts = std::iter::once(backend.help)
-            .chain(backend.paths.iter().flat_map(|p| [p.synopsis, p.description]));
+        let texts = std::iter::once(backend.help).chain(
+            backend
+                .paths
+                .iter()
+                .flat_map(|p| [p.synopsis, p.description]),
+        );
         for text in texts {
             for line in text.lines() {
                 assert!(

@@ -25,24 +25,24 @@ pub(crate) const AGENT_CONFIG: &str = include_str!("agent/agent.hcl");
 /// The file the template renders, relative to the agent's directory.
 const RENDERED: &str = "litellm-key";
 
-/// The agent's working directory: its config, the AppRole credentials, the rendered key and
-/// its log. Removed on drop unless `BAO_TEST_KEEP` is set.
-struct AgentDir(PathBuf);
+/// The working directory of an agent or proxy: its config, the AppRole credentials, the
+/// rendered key and its log. Removed on drop unless `BAO_TEST_KEEP` is set.
+pub(crate) struct AgentDir(PathBuf);
 
 impl AgentDir {
-    fn new() -> AgentDir {
+    pub(crate) fn new() -> AgentDir {
         let dir =
             std::env::temp_dir().join(format!("bao-agent-test-{}", uuid::Uuid::new_v4().simple()));
         fs::create_dir(&dir).expect("agent dir");
         AgentDir(dir)
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 
     /// Writes `name` with mode 0600 (the AppRole credentials, the config).
-    fn write_private(&self, name: &str, contents: &str) {
+    pub(crate) fn write_private(&self, name: &str, contents: &str) {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let mut file = fs::OpenOptions::new()
@@ -62,7 +62,7 @@ impl AgentDir {
     }
 
     /// The agent's log, for failure messages.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         fs::read_to_string(self.0.join("agent.log")).unwrap_or_default()
     }
 }
@@ -108,6 +108,59 @@ fn leases(root: &BaoClient) -> Vec<(String, SystemTime)> {
         .collect()
 }
 
+/// AppRole `litellm-agent` with the application policy, and its role-id and secret-id files
+/// in `dir`, as the README's agent and proxy configurations read them. Its token outlives
+/// the test: a re-authentication would make an agent fetch a new key before max_ttl.
+pub(crate) fn approle_credentials(root: &BaoClient, dir: &AgentDir) {
+    root.bao(&["auth", "enable", "approle"]).ok();
+    root.bao(&[
+        "write",
+        "auth/approle/role/litellm-agent",
+        "token_policies=litellm-application",
+        "token_ttl=10m",
+        "token_max_ttl=1h",
+    ])
+    .ok();
+    let role_id = root
+        .bao(&[
+            "read",
+            "-field=role_id",
+            "auth/approle/role/litellm-agent/role-id",
+        ])
+        .ok()
+        .stdout;
+    let secret_id = root
+        .bao(&[
+            "write",
+            "-f",
+            "-field=secret_id",
+            "auth/approle/role/litellm-agent/secret-id",
+        ])
+        .ok()
+        .stdout;
+    dir.write_private("role-id", role_id.trim());
+    dir.write_private("secret-id", secret_id.trim());
+}
+
+/// `bao <args> -address=<server>` in `dir`, logging to `dir/agent.log`, with no token or
+/// address of the test's own environment.
+pub(crate) fn spawn_bao(dir: &AgentDir, args: &[&str], server: &str) -> std::process::Child {
+    let log = fs::File::create(dir.path().join("agent.log")).expect("agent log");
+    Command::new(bao_bin())
+        .args(args)
+        .arg(format!("-address={server}"))
+        .current_dir(dir.path())
+        .env_remove("BAO_TOKEN")
+        .env_remove("VAULT_TOKEN")
+        .env_remove("BAO_ADDR")
+        .env_remove("VAULT_ADDR")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log fd"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start bao {args:?}: {e}"))
+}
+
 #[tokio::test]
 async fn agent_renders_a_live_key_renews_it_and_replaces_it_at_max_ttl() {
     let s = Setup::start().await;
@@ -119,59 +172,11 @@ async fn agent_renders_a_live_key_renews_it_and_replaces_it_at_max_ttl() {
             "max_ttl=30s",
         ])
         .ok();
-    // AppRole for the agent: its token carries the application policy and outlives the test
-    // (a re-authentication would make the agent fetch a new key before max_ttl).
-    s.root.bao(&["auth", "enable", "approle"]).ok();
-    s.root
-        .bao(&[
-            "write",
-            "auth/approle/role/litellm-agent",
-            "token_policies=litellm-application",
-            "token_ttl=10m",
-            "token_max_ttl=1h",
-        ])
-        .ok();
-    let role_id = s
-        .root
-        .bao(&[
-            "read",
-            "-field=role_id",
-            "auth/approle/role/litellm-agent/role-id",
-        ])
-        .ok()
-        .stdout;
-    let secret_id = s
-        .root
-        .bao(&[
-            "write",
-            "-f",
-            "-field=secret_id",
-            "auth/approle/role/litellm-agent/secret-id",
-        ])
-        .ok()
-        .stdout;
     let dir = AgentDir::new();
-    dir.write_private("role-id", role_id.trim());
-    dir.write_private("secret-id", secret_id.trim());
+    approle_credentials(&s.root, &dir);
     dir.write_private("agent.hcl", AGENT_CONFIG);
 
-    let log = fs::File::create(dir.path().join("agent.log")).expect("agent log");
-    let child = Command::new(bao_bin())
-        .args([
-            "agent",
-            "-config=agent.hcl",
-            &format!("-address={}", s.server.addr()),
-        ])
-        .current_dir(dir.path())
-        .env_remove("BAO_TOKEN")
-        .env_remove("VAULT_TOKEN")
-        .env_remove("BAO_ADDR")
-        .env_remove("VAULT_ADDR")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log fd"))
-        .stderr(log)
-        .spawn()
-        .expect("start bao agent");
+    let child = spawn_bao(&dir, &["agent", "-config=agent.hcl"], &s.server.addr());
     let mut agent = OwnedProcess::new(child);
     let pid = agent.pid();
 

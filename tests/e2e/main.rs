@@ -35,6 +35,7 @@ mod lifecycle;
 mod namespaces;
 mod platform;
 mod policies;
+mod proxy;
 mod reliability;
 mod rotate_root;
 mod soak;

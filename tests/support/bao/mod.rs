@@ -37,10 +37,10 @@ pub use cli::{CmdOutput, bao_bin, repo_root};
 pub use client::BaoClient;
 use client::*;
 use log::*;
-// Used by the end-to-end tier only (tests/e2e/agent.rs).
-#[allow(unused_imports)]
-pub use process::OwnedProcess;
+// Used by the end-to-end tier only (tests/e2e/agent.rs, proxy.rs).
 use process::*;
+#[allow(unused_imports)]
+pub use process::{OwnedProcess, reserve_port_pair};
 
 use std::collections::HashSet;
 use std::ffi::OsString;

@@ -78,7 +78,7 @@ pub(crate) fn make_temp_dir() -> PathBuf {
 
 /// A port P with P and P+1 free on 127.0.0.1 (dev mode puts the cluster listener on P+1),
 /// never handed out twice in this process, so parallel tests cannot pick the same one.
-pub(crate) fn reserve_port_pair() -> u16 {
+pub fn reserve_port_pair() -> u16 {
     static USED: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
     let used = used.get_or_insert_with(HashSet::new);
