@@ -23,7 +23,7 @@ use vault_plugin_secrets_litellm::engine::client::token_hash;
 pub(crate) const AGENT_CONFIG: &str = include_str!("agent/agent.hcl");
 
 /// The file the template renders, relative to the agent's directory.
-const RENDERED: &str = "litellm-key";
+pub(crate) const RENDERED: &str = "litellm-key";
 
 /// The working directory of an agent or proxy: its config, the AppRole credentials, the
 /// rendered key and its log. Removed on drop unless `BAO_TEST_KEEP` is set.
@@ -55,7 +55,7 @@ impl AgentDir {
     }
 
     /// The rendered key, empty until the first render.
-    fn rendered(&self) -> String {
+    pub(crate) fn rendered(&self) -> String {
         fs::read_to_string(self.0.join(RENDERED))
             .map(|s| s.trim().to_string())
             .unwrap_or_default()

@@ -7,11 +7,10 @@
 //! fails (the static role's delete, or the guard's sweep by alias).
 
 use std::future::Future;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::bao::{DevServer, DevServerOptions, bao_bin};
+use crate::agent::{AgentDir, RENDERED, spawn_bao};
+use crate::support::bao::{DevServer, DevServerOptions, OwnedProcess};
 use crate::support::fake_litellm::{FakeLiteLlm, Fault, Op};
 use crate::support::{RealLiteLlm, create_key, patient, server_for, server_with, unique};
 use serde_json::Value;
@@ -87,80 +86,46 @@ impl Drop for Sweep {
     }
 }
 
-/// A running `bao agent` with a template of `static-creds/<name>`; stopped by PID on drop.
+/// A running `bao agent` (token-file auto-auth) with a template of `static-creds/<name>`;
+/// stopped by PID on drop, before its directory goes.
 struct Agent {
-    child: Child,
-    dir: PathBuf,
-    rendered: PathBuf,
+    _process: OwnedProcess,
+    dir: AgentDir,
 }
 
 impl Agent {
     fn start(server: &DevServer, name: &str) -> Agent {
-        let dir = std::env::temp_dir().join(format!("static-agent-{}", unique("a")));
-        std::fs::create_dir_all(&dir).unwrap();
-        let token_file = dir.join("token");
-        std::fs::write(&token_file, server.token()).unwrap();
-        let rendered = dir.join("key");
-        let template = dir.join("key.tpl");
-        std::fs::write(
-            &template,
-            format!("{{{{ with secret \"litellm/static-creds/{name}\" }}}}{{{{ .Data.key }}}}{{{{ end }}}}"),
-        )
-        .unwrap();
-        let config = dir.join("agent.hcl");
-        std::fs::write(
-            &config,
-            format!(
-                r#"vault {{
-  address = "{addr}"
-}}
-auto_auth {{
+        let dir = AgentDir::new();
+        dir.write_private("token", &server.token());
+        let template = format!(
+            r#"{{{{ with secret \"litellm/static-creds/{name}\" }}}}{{{{ .Data.key }}}}{{{{ end }}}}"#
+        );
+        dir.write_private(
+            "agent.hcl",
+            &format!(
+                r#"auto_auth {{
   method "token_file" {{
     config = {{
-      token_file_path = "{token}"
+      token_file_path = "token"
     }}
   }}
 }}
 template {{
-  source      = "{template}"
-  destination = "{rendered}"
+  contents    = "{template}"
+  destination = "{RENDERED}"
 }}
-"#,
-                addr = server.addr(),
-                token = token_file.display(),
-                template = template.display(),
-                rendered = rendered.display(),
+"#
             ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.join("agent.log")).unwrap();
-        let child = Command::new(bao_bin())
-            .arg("agent")
-            .arg(format!("-config={}", config.display()))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting bao agent");
+        );
+        let child = spawn_bao(&dir, &["agent", "-config=agent.hcl"], &server.addr());
         Agent {
-            child,
+            _process: OwnedProcess::new(child),
             dir,
-            rendered,
         }
     }
 
     fn rendered(&self) -> Option<String> {
-        std::fs::read_to_string(&self.rendered)
-            .ok()
-            .filter(|s| !s.is_empty())
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        Some(self.dir.rendered()).filter(|s| !s.is_empty())
     }
 }
 

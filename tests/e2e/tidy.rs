@@ -158,7 +158,6 @@ async fn tidy_owns_a_moved_mounts_keys_by_its_uuid() {
         "600s",
     )
     .await;
-    drop(issue);
     cleanup.tokens.push(orphan.token.clone());
 
     let done = server
