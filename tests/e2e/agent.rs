@@ -161,8 +161,9 @@ pub(crate) fn spawn_bao(dir: &AgentDir, args: &[&str], server: &str) -> std::pro
         .unwrap_or_else(|e| panic!("start bao {args:?}: {e}"))
 }
 
-#[tokio::test]
-async fn agent_renders_a_live_key_renews_it_and_replaces_it_at_max_ttl() {
+/// The README's set-up with the application's role on short leases (ttl 10 s, max_ttl 30 s),
+/// and a working directory holding the AppRole's credentials.
+pub(crate) async fn short_leases_with_approle() -> (Setup, AgentDir) {
     let s = Setup::start().await;
     s.root
         .bao(&[
@@ -174,6 +175,12 @@ async fn agent_renders_a_live_key_renews_it_and_replaces_it_at_max_ttl() {
         .ok();
     let dir = AgentDir::new();
     approle_credentials(&s.root, &dir);
+    (s, dir)
+}
+
+#[tokio::test]
+async fn agent_renders_a_live_key_renews_it_and_replaces_it_at_max_ttl() {
+    let (s, dir) = short_leases_with_approle().await;
     dir.write_private("agent.hcl", AGENT_CONFIG);
 
     let child = spawn_bao(&dir, &["agent", "-config=agent.hcl"], &s.server.addr());

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use crate::agent::{AgentDir, approle_credentials, spawn_bao};
+use crate::agent::{short_leases_with_approle, spawn_bao};
 use crate::policies::{APP_ROLE, Setup};
 use crate::support::assert_eventually;
 use crate::support::bao::{OwnedProcess, reserve_port_pair};
@@ -65,17 +65,7 @@ fn lease_end(s: &Setup, lease: &str) -> Option<SystemTime> {
 
 #[tokio::test]
 async fn proxy_cache_shares_renews_and_evicts_one_lease() {
-    let s = Setup::start().await;
-    s.root
-        .bao(&[
-            "write",
-            &format!("litellm/roles/{APP_ROLE}"),
-            "ttl=10s",
-            "max_ttl=30s",
-        ])
-        .ok();
-    let dir = AgentDir::new();
-    approle_credentials(&s.root, &dir);
+    let (s, dir) = short_leases_with_approle().await;
     let listener = format!("127.0.0.1:{}", reserve_port_pair());
     assert!(PROXY_CONFIG.contains(LISTENER));
     dir.write_private("proxy.hcl", &PROXY_CONFIG.replace(LISTENER, &listener));
