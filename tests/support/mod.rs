@@ -1,6 +1,7 @@
 //! Shared test support, compiled into both tiers (`tests/engine`, `tests/e2e`): the OpenBao
 //! harness ([`bao`]), the in-process engine ([`engine`]), the fake LiteLLM ([`fake_litellm`]),
-//! the client targets ([`target`]), and, once each, the helpers the scenario files share:
+//! the client targets ([`target`]), the previous release's binary for the upgrade test
+//! ([`previous_release`]), and, once each, the helpers the scenario files share:
 //! mounting and configuring the plugin, issuing and revoking through the CLI, reading a
 //! response, time arithmetic, admin clients, and [`assert_eventually!`], whose patience scales
 //! with `TEST_PATIENCE`.
@@ -8,6 +9,7 @@
 pub mod bao;
 pub mod engine;
 pub mod fake_litellm;
+pub mod previous_release;
 pub mod target;
 
 use std::path::PathBuf;
