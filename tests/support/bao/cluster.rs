@@ -325,20 +325,7 @@ impl Cluster {
     /// Returns the sha256.
     #[track_caller]
     pub fn mount_plugin(&self, binary: &Path, name: &str, version: &str, path: &str) -> String {
-        let want = sha256_file(binary);
-        for node in &self.nodes {
-            let dest = node.plugin_dir.join(name);
-            let tmp = node
-                .plugin_dir
-                .join(format!(".{name}.tmp-{}", unique_suffix()));
-            fs::copy(binary, &tmp).unwrap_or_else(|e| {
-                panic!("copy plugin {} -> {}: {e}", binary.display(), tmp.display())
-            });
-            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).expect("chmod plugin");
-            fs::rename(&tmp, &dest).expect("move plugin into plugin dir");
-            let got = sha256_file(&dest);
-            assert_eq!(got, want, "{} holds another binary", dest.display());
-        }
+        let want = self.install_plugin_binary(binary, name);
         let client = self.client(self.active());
         client
             .bao(&[
@@ -363,6 +350,28 @@ impl Cluster {
                     .then_some(())
             },
         );
+        want
+    }
+
+    /// Copies `binary` into every node's plugin dir as `file` (atomically, each copy checked
+    /// byte-identical by sha256) and returns its sha256. For registrations of one's own, e.g.
+    /// two versions side by side.
+    #[track_caller]
+    pub fn install_plugin_binary(&self, binary: &Path, file: &str) -> String {
+        let want = sha256_file(binary);
+        for node in &self.nodes {
+            let dest = node.plugin_dir.join(file);
+            let tmp = node
+                .plugin_dir
+                .join(format!(".{file}.tmp-{}", unique_suffix()));
+            fs::copy(binary, &tmp).unwrap_or_else(|e| {
+                panic!("copy plugin {} -> {}: {e}", binary.display(), tmp.display())
+            });
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).expect("chmod plugin");
+            fs::rename(&tmp, &dest).expect("move plugin into plugin dir");
+            let got = sha256_file(&dest);
+            assert_eq!(got, want, "{} holds another binary", dest.display());
+        }
         want
     }
 
