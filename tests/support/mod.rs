@@ -105,6 +105,9 @@ pub struct KeyCleanup {
     litellm: RealLiteLlm,
     /// Hashes of the keys to delete.
     pub tokens: Vec<String>,
+    /// And every live key whose alias contains one of these: for keys the test never sees
+    /// (a static role's successor, or a key made before a failure).
+    pub alias_stems: Vec<String>,
 }
 
 impl KeyCleanup {
@@ -112,6 +115,7 @@ impl KeyCleanup {
         KeyCleanup {
             litellm: litellm.clone(),
             tokens: Vec::new(),
+            alias_stems: Vec::new(),
         }
     }
 }
@@ -119,8 +123,9 @@ impl KeyCleanup {
 impl Drop for KeyCleanup {
     fn drop(&mut self) {
         let litellm = self.litellm.clone();
-        let tokens = std::mem::take(&mut self.tokens);
-        if tokens.is_empty() {
+        let mut tokens = std::mem::take(&mut self.tokens);
+        let stems = std::mem::take(&mut self.alias_stems);
+        if tokens.is_empty() && stems.is_empty() {
             return;
         }
         // Its own thread and runtime: a drop may run inside the test's runtime.
@@ -129,7 +134,17 @@ impl Drop for KeyCleanup {
                 .enable_all()
                 .build()
                 .unwrap();
-            runtime.block_on(async { litellm.admin().delete_keys(&tokens).await })
+            runtime.block_on(async {
+                let admin = litellm.admin();
+                for stem in &stems {
+                    if let Ok(keys) = admin.list_aliases(stem).await {
+                        tokens.extend(keys.into_iter().map(|k| k.token));
+                    }
+                }
+                if !tokens.is_empty() {
+                    let _ = admin.delete_keys(&tokens).await;
+                }
+            })
         })
         .join();
     }
