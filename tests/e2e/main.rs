@@ -42,6 +42,7 @@ mod soak;
 mod static_roles;
 mod tidy;
 mod transport;
+mod upgrade;
 mod wrapping;
 
 use support::RealLiteLlm;
