@@ -4,8 +4,9 @@
 #
 #   1. install OpenBao (scripts/install-openbao.sh) and start a real LiteLLM + PostgreSQL
 #      (scripts/run-litellm.sh ensure) unless LITELLM_BASE_URL + LITELLM_MASTER_KEY are set
-#   2. cargo fmt --check; cargo clippy --all-targets -D warnings; cargo test --all-targets
-#      (tests/ holds the end-to-end tests against real OpenBao and LiteLLM)
+#   2. cargo fmt --check; cargo clippy --all-targets -D warnings; the upgrade tests (which build
+#      the previous release first), then cargo test --all-targets (tests/ holds the end-to-end
+#      tests against real OpenBao and LiteLLM)
 #   3. scripts/dev.sh --once on a free port: smoke test of the main job
 #
 # Exports BAO_BIN, LITELLM_BASE_URL, LITELLM_MASTER_KEY for the tests. Stops LiteLLM at the end
@@ -133,7 +134,11 @@ lint_scripts() {
 step "shellcheck scripts" lint_scripts
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --all-targets -- -D warnings
-step "cargo test --all-targets" cargo test --all-targets
+# The upgrade tests first and on their own: their first run builds the previous release
+# (tests/support/previous_release.rs, minutes on two cores), which must not compete with the
+# timing-sensitive tests for the CPU.
+step "cargo test: upgrade from the previous release" cargo test --test e2e upgrade::
+step "cargo test --all-targets" cargo test --all-targets -- --skip upgrade::
 step "Go tests on HashiCorp's sdk" env PLUGIN_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/vault-plugin-secrets-litellm" "$ROOT/tests/vault-sdk/run.sh"
 # A free port, so a developer's own dev server on 8200 is not in the way.
 step "scripts/dev.sh --once (main job)" env BAO_PORT=0 "$ROOT/scripts/dev.sh" --once </dev/null
