@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 use crate::agent::{AgentDir, RENDERED, spawn_bao};
 use crate::support::bao::{DevServer, DevServerOptions, OwnedProcess};
 use crate::support::fake_litellm::{FakeLiteLlm, Fault, Op};
-use crate::support::{RealLiteLlm, create_key, patient, server_for, server_with, unique};
+use crate::support::{
+    KeyCleanup, RealLiteLlm, create_key, patient, server_for, server_with, unique,
+};
 use serde_json::Value;
-use vault_plugin_secrets_litellm::engine::client::{Client, KeyStatus};
+use vault_plugin_secrets_litellm::engine::client::KeyStatus;
 
 /// Polls `f` every second until it is true, for at most `base` (patience-scaled).
 async fn wait_until<F, Fut>(base: Duration, what: &str, mut f: F)
@@ -57,33 +59,6 @@ fn static_creds(server: &DevServer, name: &str) -> Value {
         .json();
     assert_eq!(read["lease_id"], "", "static creds have no lease");
     read["data"].clone()
-}
-
-/// Deletes every key under `alias` (and its rotation and grace aliases) when dropped.
-struct Sweep {
-    admin: Client,
-    alias: String,
-}
-
-impl Drop for Sweep {
-    fn drop(&mut self) {
-        let (admin, alias) = (self.admin.clone(), self.alias.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let keys = admin.list_aliases(&alias).await.ok()?;
-                let tokens: Vec<String> = keys.into_iter().map(|k| k.token).collect();
-                if !tokens.is_empty() {
-                    admin.delete_keys(&tokens).await.ok()?;
-                }
-                Some(())
-            })
-        })
-        .join();
-    }
 }
 
 /// A running `bao agent` (token-file auto-auth) with a template of `static-creds/<name>`;
@@ -135,10 +110,9 @@ async fn a_static_key_is_stable_rotates_under_its_alias_and_the_old_one_dies_aft
     let server = server_with(&litellm, DevServerOptions::default());
     let name = unique("st");
     let alias = format!("vault-{name}");
-    let _sweep = Sweep {
-        admin: litellm.admin(),
-        alias: alias.clone(),
-    };
+    // Every key under the alias (and its rotation and grace aliases) goes, even on a failure.
+    let mut sweep = KeyCleanup::new(&litellm);
+    sweep.alias_stems.push(alias.clone());
     let role_path = format!("litellm/static-roles/{name}");
     server
         .bao(&[
@@ -253,10 +227,9 @@ async fn adopt_takes_over_an_operators_key_which_works_until_the_grace_period_en
     let server = server_with(&litellm, DevServerOptions::default());
     let name = unique("adopt");
     let alias = format!("vault-{name}");
-    let _sweep = Sweep {
-        admin: litellm.admin(),
-        alias: alias.clone(),
-    };
+    // Every key under the alias (and its rotation and grace aliases) goes, even on a failure.
+    let mut sweep = KeyCleanup::new(&litellm);
+    sweep.alias_stems.push(alias.clone());
     let theirs = create_key(&litellm.admin(), &alias, "ops/", "manual", "30d").await;
     let role_path = format!("litellm/static-roles/{name}");
     let refused = server

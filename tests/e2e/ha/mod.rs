@@ -38,7 +38,7 @@ use vault_plugin_secrets_litellm::engine::client::{Client, KeyStatus};
 use crate::support::bao::BaoClient;
 use crate::support::bao::cluster::{Cluster, ClusterOptions, NODES, try_http};
 use crate::support::{
-    PLUGIN, RealLiteLlm, create_key, our_alias, patient, plugin_binary, plugin_version,
+    KeyCleanup, PLUGIN, RealLiteLlm, create_key, our_alias, patient, plugin_binary, plugin_version,
     secs_from_now, unique,
 };
 
@@ -95,13 +95,12 @@ fn ha_cluster_scenarios_against_the_real_litellm() {
     let short_role = unique("hashort");
     let held_role = unique("hacrash");
     let static_role = unique("hastatic");
-    let _cleanup = Cleanup {
-        admin: admin.clone(),
-        stems: [&role, &short_role, &held_role, &static_role]
-            .iter()
-            .map(|r| format!("vault-{r}"))
-            .collect(),
-    };
+    // Every live key under the test's alias stems goes, even when the run fails.
+    let mut cleanup = KeyCleanup::new(&litellm);
+    cleanup.alias_stems = [&role, &short_role, &held_role, &static_role]
+        .iter()
+        .map(|r| format!("vault-{r}-"))
+        .collect();
     let proxy = HoldingProxy::start(&litellm.url);
     let cluster = Cluster::start(
         ClusterOptions::default()

@@ -112,33 +112,6 @@ pub(super) fn block_on<T: Send>(f: impl std::future::Future<Output = T> + Send) 
     })
 }
 
-/// Deletes, when dropped, every live LiteLLM key under the test's alias stems, so that a failing
-/// run leaves nothing behind.
-pub(super) struct Cleanup {
-    pub(super) admin: Client,
-    pub(super) stems: Vec<String>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for stem in &self.stems {
-            let admin = self.admin.clone();
-            let stem = format!("{stem}-");
-            let _ = std::thread::spawn(move || {
-                block_on(async {
-                    if let Ok(keys) = admin.list_aliases(&stem).await {
-                        let tokens: Vec<String> = keys.into_iter().map(|k| k.token).collect();
-                        if !tokens.is_empty() {
-                            let _ = admin.delete_keys(&tokens).await;
-                        }
-                    }
-                })
-            })
-            .join();
-        }
-    }
-}
-
 /// What the scenarios share: the cluster, the proxy, the admin client, the roles and every
 /// lease issued, per `(mount, role)`.
 pub(super) struct Ha {
