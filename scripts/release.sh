@@ -18,12 +18,14 @@
 # So uncommitted or untracked files, a previous build's target dir and the work tree's
 # location do not reach the artifacts. <version> is the commit's Cargo.toml's. Paths are
 # remapped besides (--remap-path-prefix for Rust, -ffile-prefix-map for the C in aws-lc and
-# mimalloc: src/ -> /build, $CARGO_HOME -> /cargo), SOURCE_DATE_EPOCH is the commit's time
-# (cargo-cyclonedx then writes no random serialNumber and that time as the timestamp),
-# CARGO_INCREMENTAL=0, the release profile strips symbols, and the tarball is written with
-# sorted names, fixed mtime, owner and modes, and gzip -n. Builds are equal for one toolchain
-# (rustc, gcc, binutils). The SBOM comes from cargo-cyclonedx (installed into .tools/ with
-# `cargo install --locked` when missing). A release build takes 10-20 minutes on two cores.
+# mimalloc: src/ -> /build, $CARGO_HOME -> /cargo). SOURCE_DATE_EPOCH is the commit's time:
+# gcc takes mimalloc's __DATE__/__TIME__ ("built on ...") from it, which without it, or with
+# another commit's, make the binary differ; cargo-cyclonedx then writes no random
+# serialNumber and that time as the timestamp. CARGO_INCREMENTAL=0, the release profile
+# strips symbols, and the tarball is written with sorted names, fixed mtime, owner and modes,
+# and gzip -n. Builds are equal for one toolchain (rustc, gcc, binutils). The SBOM comes from
+# cargo-cyclonedx (installed into .tools/ with `cargo install --locked` when missing). A
+# release build takes 8-20 minutes on two cores, depending on the load.
 #
 # Environment: CARGO (default cargo), RELEASE_BUILD_DIR (default
 # /tmp/vault-plugin-secrets-litellm-build; left in place for inspection, the second build's
@@ -35,7 +37,6 @@ NAME=vault-plugin-secrets-litellm
 CARGO=${CARGO:-cargo}
 CYCLONEDX_VERSION=0.5.9
 BUILD_DIR=${RELEASE_BUILD_DIR:-/tmp/$NAME-build}
-SRC=$BUILD_DIR/src
 
 log() { printf '[release] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -125,6 +126,8 @@ if [ -n "$(git status --porcelain)" ]; then
 fi
 
 mkdir -p "$BUILD_DIR"
+BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
+SRC=$BUILD_DIR/src
 exec 9> "$BUILD_DIR/lock"
 flock -n 9 || die "another release.sh is building in $BUILD_DIR"
 CDX=$(cyclonedx)
