@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# release.sh - build the release artifacts into dist/ (linux amd64):
+# release.sh - build the release artifacts of HEAD's commit into dist/ (linux amd64):
 #
 #   dist/vault-plugin-secrets-litellm_<version>_linux_amd64.tar.gz   the binary, README.md,
 #                                                                    LICENSE (if present)
@@ -8,26 +8,35 @@
 #                                                                    Rust dependencies
 #   dist/SHA256SUMS                                                  the three above
 #
-#   scripts/release.sh            build from this work tree (cargo build --release --locked)
-#   scripts/release.sh --verify   the same, then a second build from a clean `git clone` of
-#                                 HEAD under /tmp; prints both binary checksums and fails if
-#                                 they differ (the build is reproducible on one toolchain)
+#   scripts/release.sh            build HEAD's commit (cargo build --release --locked)
+#   scripts/release.sh --verify   the same, then build the commit a second time from scratch
+#                                 and compare; prints the checksums of both builds and fails
+#                                 if any of the three artifacts differs
 #
-# <version> is Cargo.toml's. The build is made reproducible: paths are remapped
-# (--remap-path-prefix for Rust, -ffile-prefix-map for the C in aws-lc and mimalloc),
-# SOURCE_DATE_EPOCH is HEAD's commit time, CARGO_INCREMENTAL=0, the release profile strips
-# symbols, and the tarball is written with sorted names, fixed mtime and owner, and gzip -n.
-# The SBOM comes from cargo-cyclonedx (installed into .tools/ with `cargo install --locked`
-# when missing). A release build takes minutes on two cores.
+# What is built is the commit, never the work tree: `git archive` of the commit, extracted into
+# one fixed directory, $RELEASE_BUILD_DIR/src, emptied first, with its own target dir inside.
+# So uncommitted or untracked files, a previous build's target dir and the work tree's
+# location do not reach the artifacts. <version> is the commit's Cargo.toml's. Paths are
+# remapped besides (--remap-path-prefix for Rust, -ffile-prefix-map for the C in aws-lc and
+# mimalloc: src/ -> /build, $CARGO_HOME -> /cargo). SOURCE_DATE_EPOCH is the commit's time:
+# gcc takes mimalloc's __DATE__/__TIME__ ("built on ...") from it, which without it, or with
+# another commit's, make the binary differ; cargo-cyclonedx then writes no random
+# serialNumber and that time as the timestamp. CARGO_INCREMENTAL=0, the release profile
+# strips symbols, and the tarball is written with sorted names, fixed mtime, owner and modes,
+# and gzip -n. Builds are equal for one toolchain (rustc, gcc, binutils). The SBOM comes from
+# cargo-cyclonedx (installed into .tools/ with `cargo install --locked` when missing). A
+# release build takes 8-20 minutes on two cores, depending on the load.
 #
-# Environment: CARGO (default cargo), RELEASE_VERIFY_DIR (default: a new dir under /tmp, removed
-# afterwards).
+# Environment: CARGO (default cargo), RELEASE_BUILD_DIR (default
+# /tmp/vault-plugin-secrets-litellm-build; left in place for inspection, the second build's
+# artifacts in verify/; emptied by the next run; one run at a time).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NAME=vault-plugin-secrets-litellm
 CARGO=${CARGO:-cargo}
 CYCLONEDX_VERSION=0.5.9
+BUILD_DIR=${RELEASE_BUILD_DIR:-/tmp/$NAME-build}
 
 log() { printf '[release] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -36,13 +45,13 @@ VERIFY=0
 case "${1:-}" in
   "") ;;
   --verify) VERIFY=1 ;;
-  -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}"; exit 0 ;;
+  -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "${BASH_SOURCE[0]}"; exit 0 ;;
   *) die "unknown argument: $1 (see --help)" ;;
 esac
 
-# The version in Cargo.toml's [package] table.
-crate_version() {  # dir
-  awk -F'"' '/^\[/{p = ($0 == "[package]")} p && /^version *=/{print $2; exit}' "$1/Cargo.toml"
+# The version in a Cargo.toml's [package] table, read from stdin.
+crate_version() {
+  awk -F'"' '/^\[/{p = ($0 == "[package]")} p && /^version *=/{print $2; exit}'
 }
 
 # cargo-cyclonedx: on PATH, in .tools/bin, or installed there.
@@ -61,82 +70,82 @@ cyclonedx() {
   printf '%s\n' "$bin"
 }
 
-# A reproducible release build of the crate in $1; prints the binary's path.
-build() {  # src
-  local src=$1 epoch cargo_home
-  epoch=$(git -C "$src" log -1 --format=%ct "$COMMIT")
+sha256() { sha256sum "$1" | cut -d' ' -f1; }
+
+# One build of $COMMIT from scratch in $SRC; its three artifacts and SHA256SUMS go into $1.
+build() {  # out
+  local out=$1 cargo_home stage
   cargo_home=${CARGO_HOME:-$HOME/.cargo}
-  log "cargo build --release --locked in $src (SOURCE_DATE_EPOCH=$epoch)"
+  rm -rf "${SRC:?}" "${out:?}"
+  mkdir -p "$SRC" "$out"
+  git -C "$ROOT" archive --format=tar "$COMMIT" | tar -xf - -C "$SRC"
+  log "cargo build --release --locked of ${COMMIT:0:7} in $SRC (SOURCE_DATE_EPOCH=$EPOCH)"
   (
-    cd "$src"
-    export SOURCE_DATE_EPOCH=$epoch CARGO_INCREMENTAL=0
-    export CARGO_TARGET_DIR="$src/target"
-    export RUSTFLAGS="--remap-path-prefix=$src=/build --remap-path-prefix=$cargo_home=/cargo"
-    export CFLAGS="-ffile-prefix-map=$src=/build -ffile-prefix-map=$cargo_home=/cargo"
+    cd "$SRC"
+    unset CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS CARGO_BUILD_TARGET
+    export SOURCE_DATE_EPOCH=$EPOCH CARGO_INCREMENTAL=0 CARGO_TARGET_DIR="$SRC/target"
+    export RUSTFLAGS="--remap-path-prefix=$SRC=/build --remap-path-prefix=$cargo_home=/cargo"
+    export CFLAGS="-ffile-prefix-map=$SRC=/build -ffile-prefix-map=$cargo_home=/cargo"
     export CXXFLAGS="$CFLAGS"
+    log "$("${RUSTC:-rustc}" -V), $("$CARGO" -V), $(cc --version | head -n1)"
     "$CARGO" build --release --locked >&2
   )
-  printf '%s\n' "$src/target/release/$NAME"
-}
+  install -m 0755 "$SRC/target/release/$NAME" "$out/$NAME"
 
-sha256() { sha256sum "$1" | cut -d' ' -f1; }
+  stage="$NAME"_"$VERSION"_linux_amd64
+  mkdir "$out/$stage"
+  install -m 0755 "$out/$NAME" "$out/$stage/$NAME"
+  install -m 0644 "$SRC/README.md" "$out/$stage/README.md"
+  if [ -f "$SRC/LICENSE" ]; then install -m 0644 "$SRC/LICENSE" "$out/$stage/LICENSE"; fi
+  tar --sort=name --mtime="@$EPOCH" --owner=0 --group=0 --numeric-owner --mode=u=rwX,go=rX \
+    --format=gnu -C "$out" -cf - "$stage" | gzip -n -9 > "$out/$TARBALL"
+  rm -rf "${out:?}/$stage"
+
+  # The SBOM: the dependency graph of the binary (normal dependencies, this target), as
+  # CycloneDX 1.5 JSON. cargo-cyclonedx writes <name>.cdx.json beside Cargo.toml.
+  (
+    cd "$SRC"
+    SOURCE_DATE_EPOCH=$EPOCH "$CDX" cyclonedx --format json --spec-version 1.5 \
+      --target x86_64-unknown-linux-gnu --override-filename "$NAME.cdx" >&2
+  )
+  mv "$SRC/$NAME.cdx.json" "$out/$SBOM"
+
+  (cd "$out" && sha256sum "$TARBALL" "$NAME" "$SBOM" > SHA256SUMS)
+}
 
 cd "$ROOT"
 COMMIT=$(git rev-parse HEAD)
-VERSION=$(crate_version "$ROOT")
+EPOCH=$(git log -1 --format=%ct "$COMMIT")
+VERSION=$(git show "$COMMIT:Cargo.toml" | crate_version)
 [ -n "$VERSION" ] || die "no version in Cargo.toml"
-if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
-  log "warning: the work tree has uncommitted changes; the artifacts are not those of HEAD"
+STAGE_NAME="$NAME"_"$VERSION"
+TARBALL="$STAGE_NAME"_linux_amd64.tar.gz
+SBOM="$STAGE_NAME".cdx.json
+if [ -n "$(git status --porcelain)" ]; then
+  log "note: the work tree has changes that are not committed; they are not in the build"
 fi
 
-BIN=$(build "$ROOT")
-DIST="$ROOT/dist"
-STAGE="$NAME"_"$VERSION"_linux_amd64
-TARBALL="$STAGE.tar.gz"
-SBOM="$NAME"_"$VERSION".cdx.json
-rm -rf "$DIST"
-mkdir -p "$DIST/$STAGE"
-install -m 0755 "$BIN" "$DIST/$NAME"
-install -m 0755 "$BIN" "$DIST/$STAGE/$NAME"
-install -m 0644 README.md "$DIST/$STAGE/README.md"
-if [ -f LICENSE ]; then install -m 0644 LICENSE "$DIST/$STAGE/LICENSE"; fi
-MTIME="@$(git log -1 --format=%ct "$COMMIT")"
-tar --sort=name --mtime="$MTIME" --owner=0 --group=0 --numeric-owner \
-  --format=gnu -C "$DIST" -cf - "$STAGE" | gzip -n -9 > "$DIST/$TARBALL"
-rm -rf "${DIST:?}/$STAGE"
-
-# The SBOM: the dependency graph of the binary (normal dependencies, this target), as
-# CycloneDX 1.5 JSON. cargo-cyclonedx writes <crate>.cdx.json beside Cargo.toml.
+mkdir -p "$BUILD_DIR"
+BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
+SRC=$BUILD_DIR/src
+exec 9> "$BUILD_DIR/lock"
+flock -n 9 || die "another release.sh is building in $BUILD_DIR"
 CDX=$(cyclonedx)
-log "SBOM with $("$CDX" cyclonedx --version 2>/dev/null || echo cargo-cyclonedx)"
-"$CDX" cyclonedx --format json --spec-version 1.5 --target x86_64-unknown-linux-gnu \
-  --override-filename "$NAME.cdx" >&2
-mv "$ROOT/$NAME.cdx.json" "$DIST/$SBOM"
+log "SBOM with $("$CDX" cyclonedx --version)"
 
-(cd "$DIST" && sha256sum "$TARBALL" "$NAME" "$SBOM" > SHA256SUMS)
+DIST="$ROOT/dist"
+build "$DIST"
 log "dist/:"
 (cd "$DIST" && ls -l && cat SHA256SUMS) >&2
-FIRST=$(sha256 "$DIST/$NAME")
 
 if [ "$VERIFY" = 1 ]; then
-  OWN_DIR=0
-  if [ -z "${RELEASE_VERIFY_DIR:-}" ]; then
-    RELEASE_VERIFY_DIR=$(mktemp -d /tmp/release-verify.XXXXXX)
-    OWN_DIR=1
+  build "$BUILD_DIR/verify"
+  printf 'first build\n'
+  cat "$DIST/SHA256SUMS"
+  printf 'second build\n'
+  cat "$BUILD_DIR/verify/SHA256SUMS"
+  if ! cmp -s "$DIST/SHA256SUMS" "$BUILD_DIR/verify/SHA256SUMS"; then
+    die "the builds differ (compare dist/ with $BUILD_DIR/verify/): not reproducible"
   fi
-  cleanup() { if [ "$OWN_DIR" = 1 ]; then rm -rf "$RELEASE_VERIFY_DIR"; fi; }
-  trap cleanup EXIT
-  CLONE="$RELEASE_VERIFY_DIR/$NAME"
-  rm -rf "$CLONE"
-  # The commit the first build was made from, even if HEAD moved during that build.
-  log "clean clone of HEAD (${COMMIT:0:7}) into $CLONE"
-  git clone --quiet --no-hardlinks "$ROOT" "$CLONE"
-  git -C "$CLONE" checkout --quiet --detach "$COMMIT"
-  SECOND=$(sha256 "$(build "$CLONE")")
-  printf 'work tree   %s  %s\n' "$FIRST" "$NAME"
-  printf 'clean clone %s  %s\n' "$SECOND" "$NAME"
-  if [ "$FIRST" != "$SECOND" ]; then
-    die "the binaries differ: the build is not reproducible"
-  fi
-  log "reproducible: both builds give $FIRST"
+  log "reproducible: both builds give binary $(sha256 "$DIST/$NAME")"
 fi
