@@ -360,17 +360,13 @@ impl Cluster {
     pub fn install_plugin_binary(&self, binary: &Path, file: &str) -> String {
         let want = sha256_file(binary);
         for node in &self.nodes {
-            let dest = node.plugin_dir.join(file);
-            let tmp = node
-                .plugin_dir
-                .join(format!(".{file}.tmp-{}", unique_suffix()));
-            fs::copy(binary, &tmp).unwrap_or_else(|e| {
-                panic!("copy plugin {} -> {}: {e}", binary.display(), tmp.display())
-            });
-            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).expect("chmod plugin");
-            fs::rename(&tmp, &dest).expect("move plugin into plugin dir");
-            let got = sha256_file(&dest);
-            assert_eq!(got, want, "{} holds another binary", dest.display());
+            let got = super::install_into(&node.plugin_dir, binary, file);
+            assert_eq!(
+                got,
+                want,
+                "{} holds another binary",
+                node.plugin_dir.display()
+            );
         }
         want
     }

@@ -231,16 +231,7 @@ impl DevServer {
     /// Copies `binary` into the plugin dir as `name` (atomically, so a running copy is never
     /// overwritten in place) and returns its SHA-256. For custom registrations (args, env).
     pub fn install_plugin_binary(&self, binary: &Path, name: &str) -> String {
-        let dest = self.plugin_dir.join(name);
-        let tmp = self
-            .plugin_dir
-            .join(format!(".{name}.tmp-{}", unique_suffix()));
-        fs::copy(binary, &tmp).unwrap_or_else(|e| {
-            panic!("copy plugin {} -> {}: {e}", binary.display(), tmp.display())
-        });
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).expect("chmod plugin");
-        fs::rename(&tmp, &dest).expect("move plugin into plugin dir");
-        sha256_file(&dest)
+        install_into(&self.plugin_dir, binary, name)
     }
 
     /// Copies `binary` into the plugin dir as `name` and runs
@@ -652,4 +643,16 @@ impl Drop for DevServer {
             let _ = fs::remove_dir_all(&self.root_dir);
         }
     }
+}
+
+/// Copies `binary` into `plugin_dir` as `name` through a temporary file and a rename, so a
+/// running copy is never overwritten in place; returns the installed file's SHA-256.
+fn install_into(plugin_dir: &Path, binary: &Path, name: &str) -> String {
+    let dest = plugin_dir.join(name);
+    let tmp = plugin_dir.join(format!(".{name}.tmp-{}", unique_suffix()));
+    fs::copy(binary, &tmp)
+        .unwrap_or_else(|e| panic!("copy plugin {} -> {}: {e}", binary.display(), tmp.display()));
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).expect("chmod plugin");
+    fs::rename(&tmp, &dest).expect("move plugin into plugin dir");
+    sha256_file(&dest)
 }
