@@ -29,6 +29,9 @@ pub enum Error {
     /// The role named in the path does not exist.
     #[error("role {0:?} does not exist")]
     NoSuchRole(String),
+    /// The static role named in the path does not exist.
+    #[error("static role {0:?} does not exist")]
+    NoSuchStaticRole(String),
     /// The caller's input is wrong; the message names the field and why.
     #[error("{0}")]
     Invalid(String),
@@ -89,7 +92,10 @@ impl Error {
     /// The HTTP status the caller gets, for the engine's own failures.
     fn status(&self) -> u16 {
         match self {
-            Error::NotConfigured | Error::NoSuchRole(_) | Error::Invalid(_) => 400,
+            Error::NotConfigured
+            | Error::NoSuchRole(_)
+            | Error::NoSuchStaticRole(_)
+            | Error::Invalid(_) => 400,
             Error::LiteLlm { source, .. } => litellm_status(source),
             Error::LiteLlmAnswer(_) => 502,
             Error::StoredConfigUnusable(_) | Error::Unreadable(_) => 500,
@@ -245,6 +251,10 @@ mod tests {
         assert_eq!(
             status_of(Error::NoSuchRole("dev".into())),
             (Some(400), "role \"dev\" does not exist".into())
+        );
+        assert_eq!(
+            status_of(Error::NoSuchStaticRole("st".into())),
+            (Some(400), "static role \"st\" does not exist".into())
         );
         assert_eq!(status_of(Error::invalid("ttl is bad")).0, Some(400));
         assert_eq!(

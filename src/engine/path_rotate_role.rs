@@ -32,9 +32,7 @@ async fn rotate(state: Arc<MountState>, req: Request) -> Result<Option<Response>
     let role = StaticRole::load(&req.storage, &name).await?;
     let keys = StaticKeys::load(&req.storage, &name).await?;
     let Some(role) = role else {
-        return Err(Error::invalid(format!(
-            "static role {name:?} does not exist"
-        )));
+        return Err(Error::NoSuchStaticRole(name));
     };
     let client = state.client(&req.storage).await?;
     let mount = keys

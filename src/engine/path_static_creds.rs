@@ -39,7 +39,7 @@ async fn read(state: Arc<MountState>, req: Request) -> Result<Option<Response>> 
     let role = state.static_role(&req.storage, name).await?;
     let keys = state.static_keys(&req.storage, name).await?;
     let (Some(role), Some(keys)) = (role, keys) else {
-        let missing = Error::invalid(format!("static role {name:?} does not exist"));
+        let missing = Error::NoSuchStaticRole(name.to_string());
         return Err(path_creds::missing_here(&req, missing).await);
     };
     let next = role.next_rotation(keys.last_vault_rotation, req.now);
