@@ -32,7 +32,7 @@ use crate::engine::key_owner::KeyOwner;
 use crate::engine::path_models;
 use crate::engine::path_roles::Role;
 use crate::engine::secret_key::{self, IssueWal};
-use crate::engine::stamps::{Mount, Stamps};
+use crate::engine::stamps::Stamps;
 use crate::framework::{Field, FieldData, FieldType, Request, wal};
 
 /// The `key_settings` role field.
@@ -219,13 +219,7 @@ async fn try_key(client: &Client, req: &Request, name: &str, role: &Role) -> Res
         None,
         PROBE_LIFETIME,
         KeyOwner::default(),
-        &Stamps {
-            role: name,
-            mount: Mount::of(req),
-            request_id: &req.id,
-            entity_id: &req.entity_id,
-            display_name: &req.display_name,
-        },
+        &Stamps::of(name, req),
     );
     match client.generate_with(&request, &role.key_settings).await {
         Ok(key) => {

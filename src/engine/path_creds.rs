@@ -23,7 +23,7 @@ use crate::engine::key_index::{self, IndexEntry};
 use crate::engine::key_owner;
 use crate::engine::path_roles::{self, Role};
 use crate::engine::secret_key::{self, IssueWal, KeyLease};
-use crate::engine::stamps::{Mount, Stamps};
+use crate::engine::stamps::Stamps;
 use crate::framework::lease::{MountLeaseLimits, TtlRequest, calculate_ttl, human_duration};
 use crate::framework::{
     Field, FieldType, LeaseOptions, Operation, Path, Request, Response, StorageError, handler, wal,
@@ -130,13 +130,7 @@ async fn issue(state: Arc<MountState>, req: Request) -> Result<Option<Response>>
                 chosen,
                 ttl + secret_key::EXPIRY_BUFFER,
                 owner,
-                &Stamps {
-                    role: &role_name,
-                    mount: Mount::of(&req),
-                    request_id: &req.id,
-                    entity_id: &req.entity_id,
-                    display_name: &req.display_name,
-                },
+                &Stamps::of(&role_name, &req),
             ),
             &role.key_settings,
         )

@@ -77,7 +77,18 @@ pub struct Stamps<'a> {
     pub display_name: &'a str,
 }
 
-impl Stamps<'_> {
+impl<'a> Stamps<'a> {
+    /// What a key issued under `role` by `req`'s caller carries.
+    pub fn of(role: &'a str, req: &'a Request) -> Stamps<'a> {
+        Stamps {
+            role,
+            mount: Mount::of(req),
+            request_id: &req.id,
+            entity_id: &req.entity_id,
+            display_name: &req.display_name,
+        }
+    }
+
     /// Writes the stamps into `metadata`, over any role metadata of the same name.
     pub fn apply(&self, metadata: &mut Map<String, Value>) {
         self.mount.apply(metadata);
