@@ -272,18 +272,7 @@ listener "tcp" {{
         if let Some(mut child) = self.child.take() {
             stop_child(&mut child);
         }
-        // The server normally stops its plugins; anything still alive is a leak to clean up.
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let pids = self.plugin_pids();
-            if pids.is_empty() || Instant::now() >= deadline {
-                break;
-            }
-            for pid in pids {
-                send_signal(pid, SIGKILL);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        kill_leftover_plugins(&self.plugin_dir);
     }
 }
 

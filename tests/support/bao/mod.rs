@@ -298,25 +298,8 @@ impl DevServer {
     /// Polls `f` every 100 ms until it returns `Some`, or panics after `timeout` with `what`
     /// and the server log tail.
     #[track_caller]
-    pub fn wait_for<T>(
-        &self,
-        timeout: Duration,
-        what: &str,
-        mut f: impl FnMut() -> Option<T>,
-    ) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "timed out after {timeout:?} waiting for {what}\n{}",
-                    log_tail_section(&self.log_path)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    pub fn wait_for<T>(&self, timeout: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+        poll_until(timeout, what, f, || log_tail_section(&self.log_path))
     }
 
     /// Stops the server (SIGTERM, SIGKILL after 5 s) and starts it again with the same dirs.
@@ -345,4 +328,25 @@ fn install_into(plugin_dir: &Path, binary: &Path, name: &str) -> String {
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).expect("chmod plugin");
     fs::rename(&tmp, &dest).expect("move plugin into plugin dir");
     sha256_file(&dest)
+}
+
+/// Polls `f` every 100 ms until it returns `Some`; after `timeout`, panics with `what` and
+/// `logs()` (the servers' log tails).
+#[track_caller]
+fn poll_until<T>(
+    timeout: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+    logs: impl FnOnce() -> String,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}\n{}", logs());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

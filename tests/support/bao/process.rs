@@ -128,6 +128,22 @@ pub(crate) fn pids_with_exe_in(dir: &Path) -> Vec<u32> {
     pids
 }
 
+/// SIGKILLs, for up to 3 s, every process still running a binary of `plugin_dir`: a stopped
+/// server normally stops its plugins, so anything alive is a leak to clean up.
+pub(crate) fn kill_leftover_plugins(plugin_dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let pids = pids_with_exe_in(plugin_dir);
+        if pids.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        for pid in pids {
+            send_signal(pid, SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub(crate) fn sha256_file(path: &Path) -> String {
     let attempts: [(&str, &[&str]); 2] = [("sha256sum", &[]), ("shasum", &["-a", "256"])];
     for (tool, args) in attempts {

@@ -208,7 +208,7 @@ seal "static" {{
         }
         reap(&mut procs);
         drop(procs);
-        kill_plugins_of(node);
+        kill_leftover_plugins(&node.plugin_dir);
     }
 }
 
@@ -233,21 +233,6 @@ pub(super) fn reap(procs: &mut Procs) {
     }
 }
 
-/// The server normally stops its plugins; anything still alive is a leak to clean up.
-pub(super) fn kill_plugins_of(node: &Node) {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let pids = pids_with_exe_in(&node.plugin_dir);
-        if pids.is_empty() || Instant::now() >= deadline {
-            break;
-        }
-        for pid in pids {
-            send_signal(pid, SIGKILL);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 impl Drop for Cluster {
     fn drop(&mut self) {
         let panicking = std::thread::panicking();
@@ -261,7 +246,7 @@ impl Drop for Cluster {
         }
         for node in &self.nodes {
             reap(&mut node.procs());
-            kill_plugins_of(node);
+            kill_leftover_plugins(&node.plugin_dir);
         }
         if panicking {
             let dir = std::env::temp_dir().join("bao-test-logs");

@@ -377,25 +377,8 @@ impl Cluster {
     /// Polls `f` every 100 ms until it returns `Some`, or panics after `timeout` with `what`
     /// and the tail of every node's log.
     #[track_caller]
-    pub fn wait_for<T>(
-        &self,
-        timeout: Duration,
-        what: &str,
-        mut f: impl FnMut() -> Option<T>,
-    ) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "timed out after {timeout:?} waiting for {what}\n{}",
-                    self.log_tails()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    pub fn wait_for<T>(&self, timeout: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+        poll_until(timeout, what, f, || self.log_tails())
     }
 
     /// The tail of every node's log, for failure messages.
