@@ -145,10 +145,17 @@ async fn renew_moves_the_expiry_and_never_passes_max_ttl() {
     let server = server_with(&litellm, DevServerOptions::default());
     let role = unique("renew");
     write_role(&server, &role, &["ttl=1m", "max_ttl=10m"]);
-    let issued = SystemTime::now();
     let creds = issue(&server, &role);
     let lease = creds["lease_id"].as_str().unwrap();
     let token = creds["data"]["token_id"].as_str().unwrap();
+    // max_ttl counts from the lease's issue time as OpenBao recorded it (not from before the
+    // request: under load the issue itself takes a while).
+    let lookup = server
+        .bao(&["lease", "lookup", "-format=json", lease])
+        .ok()
+        .json();
+    let issued = humantime::parse_rfc3339_weak(lookup["data"]["issue_time"].as_str().unwrap())
+        .expect("issue_time is RFC 3339");
 
     let renewed = server
         .bao(&["lease", "renew", "-format=json", "-increment=5m", lease])
