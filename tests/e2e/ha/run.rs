@@ -187,12 +187,62 @@ impl Ha {
     /// Hashes of the live keys whose alias starts with `vault-<role>-`.
     #[track_caller]
     pub(super) fn live_keys(&self, role: &str) -> HashSet<String> {
-        let admin = self.admin.clone();
-        let stem = format!("vault-{role}-");
-        block_on(async move { admin.list_aliases(&stem).await })
-            .expect("/key/list")
+        self.listed_keys(role)
             .into_iter()
             .map(|k| k.token)
+            .collect()
+    }
+
+    /// The live keys whose alias starts with `vault-<role>-`.
+    #[track_caller]
+    pub(super) fn listed_keys(&self, role: &str) -> Vec<ListedKey> {
+        let admin = self.admin.clone();
+        let stem = format!("vault-{role}-");
+        block_on(async move { admin.list_aliases(&stem).await }).expect("/key/list")
+    }
+
+    /// What mount `mount` stored under `prefix` (`sys/raw`, through the active node): each
+    /// entry's key and value.
+    #[track_caller]
+    pub(super) fn stored(&self, mount: &str, prefix: &str) -> Vec<(String, String)> {
+        let client = self.client(self.cluster.active());
+        let (status, body) = client.http("GET", &format!("sys/mounts/{mount}"), None);
+        assert_eq!(status, 200, "sys/mounts/{mount}: {body}");
+        let uuid = body["uuid"].as_str().expect("the mount's uuid").to_string();
+        let dir = format!("sys/raw/logical/{uuid}/{prefix}");
+        let (status, body) = client.http("LIST", &dir, None);
+        let keys: Vec<String> = match status {
+            404 => Vec::new(),
+            200 => body["data"]["keys"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+            _ => panic!("LIST {dir}: {status} {body}"),
+        };
+        keys.into_iter()
+            .map(|key| {
+                let (status, body) = client.http("GET", &format!("{dir}{key}"), None);
+                assert_eq!(status, 200, "GET {dir}{key}: {body}");
+                let value = body["data"]["value"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                (key, value)
+            })
+            .collect()
+    }
+
+    /// Ids of the WAL entries on `litellm/` of issues under `role`.
+    #[track_caller]
+    pub(super) fn issue_wal_entries(&self, role: &str) -> Vec<String> {
+        let stem = format!("vault-{role}-");
+        self.stored("litellm", "wal/")
+            .into_iter()
+            .filter(|(_, value)| value.contains(&stem))
+            .map(|(id, _)| id)
             .collect()
     }
 
